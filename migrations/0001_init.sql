@@ -143,6 +143,7 @@ CREATE TABLE simulated_provider_requests (
   provider        text NOT NULL,
   idempotency_key text NOT NULL,
   calls           integer NOT NULL DEFAULT 0,
+  request         jsonb,
   response        jsonb,
   PRIMARY KEY (provider, idempotency_key)
 );

@@ -1,0 +1,122 @@
+import { appendEvent } from '../db/outbox';
+import { findRecorded, runOnce } from '../db/ledger';
+import { insertOrderIfAbsent } from '../db/orders';
+import type { Pool } from '../db/pool';
+import { markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
+import type { FailureReason, OrderSagaInput, OrderStatus, StepOutcome } from '../workflows/contracts';
+import { currentStep } from './step-context';
+
+export interface StepCall {
+  orderId: string;
+  /** `<workflowId>:<step>`, decided by the workflow. */
+  idempotencyKey: string;
+}
+
+export function createOrderActivities({ pool }: { pool: Pool }) {
+  const ledgerEntry = (call: StepCall, step: string) => ({
+    idempotencyKey: call.idempotencyKey,
+    workflowId: currentStep().workflowId,
+    step,
+  });
+
+  return {
+    /** Writes the order (if the API has not yet) and its OrderCreated event. */
+    async createOrder(call: StepCall & { input: OrderSagaInput }): Promise<StepOutcome> {
+      return runOnce(pool, ledgerEntry(call, 'createOrder'), async (tx) => {
+        await insertOrderIfAbsent(tx, call.input);
+        const { input } = call;
+        await appendEvent(tx, {
+          orderId: input.orderId,
+          type: 'OrderCreated',
+          data: {
+            customerId: input.customerId,
+            items: input.items,
+            totalCents: input.totalCents,
+            currency: input.currency,
+            requiresApproval: input.requiresApproval,
+          },
+        });
+        await setStepStatus(tx, input.orderId, 'createOrder', 'COMPLETED');
+        return { ok: true };
+      });
+    },
+
+    /** Records the approval decision; the order resumes (PENDING) or starts compensating. */
+    async recordApproval(call: StepCall & { decision: 'approved' | 'rejected' | 'timed_out' }): Promise<void> {
+      await runOnce(pool, ledgerEntry(call, 'approval'), async (tx) => {
+        const approved = call.decision === 'approved';
+        await setStepStatus(tx, call.orderId, 'approval', approved ? 'COMPLETED' : 'FAILED');
+        await setOrderStatus(tx, call.orderId, approved ? 'PENDING' : 'COMPENSATING');
+        return null;
+      });
+    },
+
+    /** The point of no return: reserved units leave stock, the order is COMPLETED. */
+    async completeOrder(call: StepCall): Promise<StepOutcome> {
+      const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
+      if (recorded) return recorded;
+      await markStepRunning(pool, call.orderId, 'completeOrder', currentStep().attempt);
+      return runOnce(pool, ledgerEntry(call, 'completeOrder'), async (tx) => {
+        const { rows } = await tx.query<{ sku: string; quantity: number }>(
+          `UPDATE inventory_reservations SET status = 'CONSUMED', updated_at = now()
+            WHERE order_id = $1 AND status = 'RESERVED' RETURNING sku, quantity`,
+          [call.orderId],
+        );
+        await tx.query(
+          `UPDATE products p SET reserved = p.reserved - r.quantity, updated_at = now()
+             FROM unnest($1::text[], $2::int[]) AS r(sku, quantity) WHERE p.sku = r.sku`,
+          [rows.map((r) => r.sku), rows.map((r) => r.quantity)],
+        );
+        const { rows: order } = await tx.query<{ total_cents: number }>(
+          `UPDATE orders SET status = 'COMPLETED', updated_at = now() WHERE id = $1 RETURNING total_cents`,
+          [call.orderId],
+        );
+        await setStepStatus(tx, call.orderId, 'completeOrder', 'COMPLETED');
+        await appendEvent(tx, {
+          orderId: call.orderId,
+          type: 'OrderCompleted',
+          data: { totalCents: order[0]?.total_cents },
+        });
+        return { ok: true };
+      });
+    },
+
+    /**
+     * Compensation of createOrder, and the saga's last word on a failed or cancelled
+     * order: the final status, OrderFailed or OrderCancelled, unreached steps SKIPPED.
+     */
+    async cancelOrder(
+      call: StepCall & { outcome: 'FAILED' | 'CANCELLED'; failureReason: FailureReason | null },
+    ): Promise<void> {
+      await runOnce(pool, ledgerEntry(call, 'cancelOrder'), async (tx) => {
+        const updated = await tx.query(
+          `UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
+            WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`,
+          [call.orderId, call.outcome, call.outcome === 'FAILED' ? call.failureReason : null],
+        );
+        if (updated.rowCount === 0) return null; // the order never got written, or is already final
+        await tx.query(
+          `UPDATE order_steps SET status = CASE
+               WHEN name = 'createOrder' AND status = 'COMPLETED' THEN 'COMPENSATED'
+               WHEN status IN ('PENDING', 'RUNNING') THEN 'SKIPPED'
+               ELSE status END,
+             updated_at = now()
+            WHERE order_id = $1`,
+          [call.orderId],
+        );
+        await appendEvent(
+          tx,
+          call.outcome === 'FAILED'
+            ? { orderId: call.orderId, type: 'OrderFailed', data: { reason: call.failureReason } }
+            : { orderId: call.orderId, type: 'OrderCancelled', data: {} },
+        );
+        return null;
+      });
+    },
+
+    /** Status changes the workflow decides alone (COMPENSATING, REQUIRES_ATTENTION). */
+    async markOrderStatus(call: { orderId: string; status: OrderStatus }): Promise<void> {
+      await setOrderStatus(pool, call.orderId, call.status);
+    },
+  };
+}

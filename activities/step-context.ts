@@ -1,0 +1,36 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ErrorTypes } from '../workflows/contracts';
+import { TransientProviderError } from './providers/types';
+
+/** Who is running: the workflow id and the attempt, from Temporal's activity context. */
+export function currentStep(): { workflowId: string; attempt: number; signal: AbortSignal } {
+  const context = Context.current();
+  const workflowId = context.info.workflowExecution?.workflowId;
+  if (!workflowId) throw new Error('saga activities run only inside a workflow');
+  return {
+    workflowId,
+    attempt: context.info.attempt,
+    signal: context.cancellationSignal,
+  };
+}
+
+/**
+ * Runs a provider call while heartbeating, so a long call notices cancellation and a
+ * dead worker is detected by the heartbeat timeout. Transient provider errors become
+ * retryable failures with an explicit type string.
+ */
+export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beat = setInterval(() => context.heartbeat(), 500);
+  try {
+    return await call(context.cancellationSignal);
+  } catch (error) {
+    if (error instanceof TransientProviderError) {
+      throw ApplicationFailure.retryable(error.message, ErrorTypes.TransientProviderError);
+    }
+    throw error;
+  } finally {
+    clearInterval(beat);
+  }
+}

@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import { ConfigError, duration, hostPort, integer, logLevel, optionalString, url, type Env } from '../lib/env';
+
+export interface TemporalConnectionConfig {
+  address: string;
+  namespace: string;
+  apiKey?: string;
+  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer };
+}
+
+/** TEMPORAL_* connection settings, shared by every process that talks to Temporal. */
+export function loadTemporalConnection(env: Env): TemporalConnectionConfig {
+  const address = hostPort(env, 'TEMPORAL_ADDRESS');
+  const namespace = optionalString(env, 'TEMPORAL_NAMESPACE', 'default');
+  const apiKey = optionalString(env, 'TEMPORAL_API_KEY');
+  const cert = optionalString(env, 'TEMPORAL_TLS_CERT');
+  const key = optionalString(env, 'TEMPORAL_TLS_KEY');
+  const ca = optionalString(env, 'TEMPORAL_TLS_CA');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(cert === undefined ? 'TEMPORAL_TLS_CERT' : 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
+  }
+  const read = (name: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch {
+      throw new ConfigError(name, `cannot read file ${path}`);
+    }
+  };
+  const tls =
+    cert && key
+      ? {
+          clientCertPair: { crt: read('TEMPORAL_TLS_CERT', cert), key: read('TEMPORAL_TLS_KEY', key) },
+          ...(ca ? { serverRootCACertificate: read('TEMPORAL_TLS_CA', ca) } : {}),
+        }
+      : apiKey || ca
+        ? { ...(ca ? { serverRootCACertificate: read('TEMPORAL_TLS_CA', ca) } : {}) }
+        : undefined;
+  return { address, namespace, ...(apiKey ? { apiKey } : {}), ...(tls ? { tls } : {}) };
+}
+
+export interface WorkerConfig {
+  databaseUrl: string;
+  temporal: TemporalConnectionConfig;
+  taskQueue: string;
+  logLevel: string;
+  /** Prebuilt workflow bundle (Docker image); bundled at start when absent. */
+  workflowBundlePath?: string;
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  dbPoolSize: number;
+  slowPaymentMs: number;
+}
+
+export function loadWorkerConfig(env: Env): WorkerConfig {
+  const bundle = optionalString(env, 'WORKFLOW_BUNDLE_PATH');
+  return {
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
+    temporal: loadTemporalConnection(env),
+    taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
+    logLevel: logLevel(env),
+    ...(bundle ? { workflowBundlePath: bundle } : {}),
+    maxConcurrentActivities: integer(env, 'WORKER_MAX_CONCURRENT_ACTIVITIES', 100, { min: 1, max: 10_000 }),
+    maxConcurrentWorkflowTasks: integer(env, 'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, { min: 2, max: 10_000 }),
+    dbPoolSize: integer(env, 'WORKER_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
+    slowPaymentMs: duration(env, 'SIMULATED_SLOW_PAYMENT', '4s').ms,
+  };
+}

@@ -1,0 +1,247 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineUpdate,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { Activities } from '../activities';
+import {
+  ErrorTypes,
+  QUERY_STATE,
+  STEP_NAMES,
+  stepKey,
+  UPDATE_APPROVE,
+  UPDATE_REJECT,
+  type FailureReason,
+  type OrderSagaInput,
+  type OrderSagaResult,
+  type OrderSagaState,
+  type OrderStatus,
+  type StepName,
+  type StepOutcome,
+  type StepState,
+} from './contracts';
+import { Saga } from './saga';
+import { OrderStatusKey } from './search-attributes';
+
+// Forward steps: transient failures retry with exponential backoff; a step that exhausts
+// its budget fails the order with `step_timeout`. Business refusals are returned, not
+// thrown, so they never retry. WAIT_CANCELLATION_COMPLETED: on cancel, wait for the
+// activity to really stop, so a step is never reported cancelled while it committed.
+const STEP_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 10 },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+// Payment calls a provider: shorter timeout, heartbeats so cancellation reaches it.
+const PAYMENT_OPTIONS: ActivityOptions = { ...STEP_OPTIONS, startToCloseTimeout: '3s', heartbeatTimeout: '2s' };
+// After the point of no return the step must finish, however long the database is away.
+const PIVOT_OPTIONS: ActivityOptions = { ...STEP_OPTIONS, retry: { ...STEP_OPTIONS.retry, maximumAttempts: 0 } };
+// One attempt per call: the saga helper retries compensations itself, forever, so it can
+// count failures and flag the order REQUIRES_ATTENTION.
+const COMPENSATION_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  heartbeatTimeout: '5s',
+  retry: { maximumAttempts: 1 },
+};
+// Status bookkeeping retries until it succeeds.
+const BOOKKEEPING_OPTIONS: ActivityOptions = {
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+};
+
+const steps = proxyActivities<Activities>(STEP_OPTIONS);
+const compensations = proxyActivities<Activities>(COMPENSATION_OPTIONS);
+const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_OPTIONS);
+
+export const stateQuery = defineQuery<OrderSagaState>(QUERY_STATE);
+export const approveUpdate = defineUpdate<void>(UPDATE_APPROVE);
+export const rejectUpdate = defineUpdate<void>(UPDATE_REJECT);
+
+/** A step refused for a business reason; unwinds the saga with that failure reason. */
+class StepRefused extends Error {
+  constructor(readonly reason: FailureReason) {
+    super(reason);
+  }
+}
+
+const dollars = (cents: number): string => `$${(cents / 100).toFixed(2)}`;
+
+export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult> {
+  const { workflowId } = workflowInfo();
+  const { orderId } = input;
+  const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
+
+  const state: OrderSagaState = {
+    orderId,
+    status: 'PENDING',
+    failureReason: null,
+    steps: STEP_NAMES.map(
+      (name): StepState => ({
+        name,
+        status: name === 'approval' && !input.requiresApproval ? 'SKIPPED' : 'PENDING',
+        attempts: 0,
+      }),
+    ),
+  };
+  const stepState = (name: StepName): StepState => state.steps.find((s) => s.name === name)!;
+  const setStatus = (status: OrderStatus): void => {
+    state.status = status;
+    upsertSearchAttributes([{ key: OrderStatusKey, value: status }]);
+    setCurrentDetails(`**${status}**${state.failureReason ? ` — ${state.failureReason}` : ''}`);
+  };
+  const recordStatus = async (status: OrderStatus): Promise<void> => {
+    setStatus(status);
+    await bookkeeping.markOrderStatus({ orderId, status });
+  };
+
+  // Approval arrives as an Update whose validator rejects it unless the order is waiting.
+  let decision: 'approved' | 'rejected' | undefined;
+  const validateAwaiting = (): void => {
+    if (state.status !== 'AWAITING_APPROVAL' || decision !== undefined) {
+      throw ApplicationFailure.nonRetryable(
+        `order is ${state.status}, not awaiting approval`,
+        ErrorTypes.NotAwaitingApproval,
+      );
+    }
+  };
+  setHandler(stateQuery, () => state);
+  setHandler(approveUpdate, () => void (decision = 'approved'), { validator: validateAwaiting });
+  setHandler(rejectUpdate, () => void (decision = 'rejected'), { validator: validateAwaiting });
+
+  const saga = new Saga(
+    { sleep: (ms) => sleep(ms), nonCancellable: (fn) => CancellationScope.nonCancellable(fn) },
+    {
+      onUnwindStart: () => recordStatus('COMPENSATING'),
+      onAttention: (needed) => recordStatus(needed ? 'REQUIRES_ATTENTION' : 'COMPENSATING'),
+    },
+  );
+
+  /** Runs a forward step; a refusal unwinds the saga. */
+  const forward = async (name: StepName, run: () => Promise<StepOutcome>): Promise<void> => {
+    const step = stepState(name);
+    step.status = 'RUNNING';
+    step.attempts++;
+    const outcome = await run();
+    step.status = outcome.ok ? 'COMPLETED' : 'FAILED';
+    if (!outcome.ok) throw new StepRefused(outcome.reason);
+  };
+
+  /** Registers the undo of `name` before it runs; a no-op activity if nothing was done. */
+  const undoBeforeRunning = (name: StepName, compensation: string, run: () => Promise<void>): void => {
+    saga.add({
+      name: compensation,
+      run: async () => {
+        const step = stepState(name);
+        const wasDone = step.status === 'COMPLETED' || step.status === 'COMPENSATING';
+        if (wasDone) step.status = 'COMPENSATING';
+        await run();
+        if (wasDone) step.status = 'COMPENSATED';
+      },
+    });
+  };
+
+  let ending: { status: 'FAILED' | 'CANCELLED'; reason: FailureReason | null };
+  try {
+    saga.add({
+      name: 'cancelOrder',
+      run: () =>
+        compensations.cancelOrder({ ...call('cancelOrder'), outcome: ending.status, failureReason: ending.reason }),
+    });
+    await forward('createOrder', () =>
+      steps.createOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Write the order' }, [
+        { ...call('createOrder'), input },
+      ]),
+    );
+
+    undoBeforeRunning('reserveInventory', 'releaseInventory', () =>
+      compensations.releaseInventory(call('releaseInventory')),
+    );
+    await forward('reserveInventory', () =>
+      steps.reserveInventory.executeWithOptions(
+        { ...STEP_OPTIONS, summary: `Reserve ${input.items.length} line(s) of stock` },
+        [{ ...call('reserveInventory'), items: input.items, awaitApproval: input.requiresApproval }],
+      ),
+    );
+
+    if (input.requiresApproval) {
+      setStatus('AWAITING_APPROVAL');
+      stepState('approval').status = 'RUNNING';
+      // The API validated the text (e.g. '24h') when it read APPROVAL_TIMEOUT.
+      const decided = await condition(() => decision !== undefined, input.approvalTimeout as Duration);
+      const verdict = decided ? decision! : 'timed_out';
+      await bookkeeping.recordApproval({ ...call('approval'), decision: verdict });
+      stepState('approval').status = verdict === 'approved' ? 'COMPLETED' : 'FAILED';
+      if (verdict !== 'approved') {
+        throw new StepRefused(verdict === 'rejected' ? 'approval_rejected' : 'approval_timeout');
+      }
+      setStatus('PENDING');
+    }
+
+    undoBeforeRunning('chargePayment', 'refundPayment', () =>
+      compensations.refundPayment({ ...call('refundPayment'), chargeKey: stepKey(workflowId, 'chargePayment') }),
+    );
+    await forward('chargePayment', () =>
+      steps.chargePayment.executeWithOptions(
+        { ...PAYMENT_OPTIONS, summary: `Charge ${dollars(input.totalCents)}` },
+        [
+          {
+            ...call('chargePayment'),
+            amountCents: input.totalCents,
+            currency: input.currency,
+            paymentToken: input.paymentToken,
+          },
+        ],
+      ),
+    );
+
+    undoBeforeRunning('createShipment', 'cancelShipment', () =>
+      compensations.cancelShipment(call('cancelShipment')),
+    );
+    await forward('createShipment', () =>
+      steps.createShipment.executeWithOptions(
+        { ...STEP_OPTIONS, summary: `Ship to ${input.shippingAddress.country}` },
+        [{ ...call('createShipment'), address: input.shippingAddress }],
+      ),
+    );
+
+    // Point of no return: from here the order completes, even if cancelled meanwhile.
+    saga.pivot();
+    await CancellationScope.nonCancellable(() =>
+      forward('completeOrder', () =>
+        steps.completeOrder.executeWithOptions({ ...PIVOT_OPTIONS, summary: 'Complete the order' }, [
+          call('completeOrder'),
+        ]),
+      ),
+    );
+    setStatus('COMPLETED');
+    return { orderId, status: 'COMPLETED', failureReason: null };
+  } catch (error) {
+    ending = classifyFailure(error);
+  }
+
+  state.failureReason = ending.reason;
+  await saga.compensate();
+  setStatus(ending.status);
+  return { orderId, status: ending.status, failureReason: ending.reason };
+}
+
+/** Why the saga stopped going forward. Anything unexpected fails the workflow task (a bug). */
+function classifyFailure(error: unknown): { status: 'FAILED' | 'CANCELLED'; reason: FailureReason | null } {
+  if (error instanceof StepRefused) return { status: 'FAILED', reason: error.reason };
+  if (isCancellation(error)) return { status: 'CANCELLED', reason: null };
+  if (error instanceof ActivityFailure) return { status: 'FAILED', reason: 'step_timeout' };
+  throw error;
+}
