@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ErrorTypes } from '../workflows/contracts';
 import { TransientProviderError } from './providers/types';
 
@@ -26,6 +26,9 @@ export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>)
   try {
     return await call(context.cancellationSignal);
   } catch (error) {
+    // Cancelled by the workflow (the heartbeat delivered it): report a cancellation, not a
+    // failure, so the saga unwinds as CANCELLED rather than retrying the step.
+    if (context.cancellationSignal.aborted) throw new CancelledFailure('activity cancelled');
     if (error instanceof TransientProviderError) {
       throw ApplicationFailure.retryable(error.message, ErrorTypes.TransientProviderError);
     }

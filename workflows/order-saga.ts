@@ -48,7 +48,10 @@ const STEP_OPTIONS: ActivityOptions = {
 // Payment calls a provider: shorter timeout, heartbeats so cancellation reaches it.
 const PAYMENT_OPTIONS: ActivityOptions = { ...STEP_OPTIONS, startToCloseTimeout: '3s', heartbeatTimeout: '2s' };
 // After the point of no return the step must finish, however long the database is away.
-const PIVOT_OPTIONS: ActivityOptions = { ...STEP_OPTIONS, retry: { ...STEP_OPTIONS.retry, maximumAttempts: 0 } };
+const PIVOT_OPTIONS: ActivityOptions = {
+  ...STEP_OPTIONS,
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+};
 // One attempt per call: the saga helper retries compensations itself, forever, so it can
 // count failures and flag the order REQUIRES_ATTENTION.
 const COMPENSATION_OPTIONS: ActivityOptions = {
@@ -107,10 +110,15 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     await bookkeeping.markOrderStatus({ orderId, status });
   };
 
-  // Approval arrives as an Update whose validator rejects it unless the order is waiting.
+  // Approval arrives as an Update whose validator rejects it unless the order needs one
+  // and the gate is not passed yet. A decision may arrive just before the saga reaches the
+  // gate (the database shows AWAITING_APPROVAL as soon as the reservation commits, a moment
+  // before the workflow hears of it); it is kept and applied at the gate.
   let decision: 'approved' | 'rejected' | undefined;
+  let gatePassed = false;
   const validateAwaiting = (): void => {
-    if (state.status !== 'AWAITING_APPROVAL' || decision !== undefined) {
+    const beforeOrAtGate = state.status === 'PENDING' || state.status === 'AWAITING_APPROVAL';
+    if (!input.requiresApproval || gatePassed || decision !== undefined || !beforeOrAtGate) {
       throw ApplicationFailure.nonRetryable(
         `order is ${state.status}, not awaiting approval`,
         ErrorTypes.NotAwaitingApproval,
@@ -182,6 +190,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       // The API validated the text (e.g. '24h') when it read APPROVAL_TIMEOUT.
       const decided = await condition(() => decision !== undefined, input.approvalTimeout as Duration);
       const verdict = decided ? decision! : 'timed_out';
+      gatePassed = true;
       await bookkeeping.recordApproval({ ...call('approval'), decision: verdict });
       stepState('approval').status = verdict === 'approved' ? 'COMPLETED' : 'FAILED';
       if (verdict !== 'approved') {
@@ -241,7 +250,10 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
 /** Why the saga stopped going forward. Anything unexpected fails the workflow task (a bug). */
 function classifyFailure(error: unknown): { status: 'FAILED' | 'CANCELLED'; reason: FailureReason | null } {
   if (error instanceof StepRefused) return { status: 'FAILED', reason: error.reason };
-  if (isCancellation(error)) return { status: 'CANCELLED', reason: null };
+  // Once a cancel was requested, whatever surfaced from the interrupted step is its echo.
+  if (isCancellation(error) || CancellationScope.current().consideredCancelled) {
+    return { status: 'CANCELLED', reason: null };
+  }
   if (error instanceof ActivityFailure) return { status: 'FAILED', reason: 'step_timeout' };
   throw error;
 }

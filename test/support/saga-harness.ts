@@ -1,0 +1,184 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { NativeConnection, Runtime, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
+import type { Pool } from '../../db/pool';
+import { withTransaction } from '../../db/tx';
+import { insertOrderIfAbsent } from '../../db/orders';
+import {
+  CURRENCY,
+  WORKFLOW_TYPE,
+  workflowIdFor,
+  type OrderSagaInput,
+  type OrderSagaResult,
+  type OrderStatus,
+  type ShippingAddress,
+} from '../../workflows/contracts';
+import { CustomerIdKey, OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/search-attributes';
+import { createSagaWorker } from '../../worker/create-worker';
+import { createTestDatabase, stackEnv, uniqueTaskQueue } from './stack';
+
+/**
+ * A real saga worker on a unique task queue over a fresh database: what the integration
+ * tests of the saga need. Orders are started the way the API starts them.
+ */
+export interface SagaHarness {
+  pool: Pool;
+  databaseUrl: string;
+  client: Client;
+  taskQueue: string;
+  putProduct(sku: string, priceCents: number, available: number): Promise<void>;
+  startOrder(options?: OrderOptions): Promise<StartedOrder>;
+  waitForStatus(orderId: string, statuses: OrderStatus[], timeoutMs?: number): Promise<OrderStatus>;
+  eventTypes(orderId: string): Promise<string[]>;
+  stock(sku: string): Promise<{ available: number; reserved: number }>;
+  close(): Promise<void>;
+}
+
+export interface OrderOptions {
+  paymentToken?: string;
+  country?: string;
+  items?: Array<{ sku: string; quantity: number }>;
+  requiresApproval?: boolean;
+  approvalTimeout?: string;
+}
+
+export interface StartedOrder {
+  orderId: string;
+  workflowId: string;
+  sku: string;
+  handle: WorkflowHandle;
+  result(): Promise<OrderSagaResult>;
+}
+
+let runtimeInstalled = false;
+
+export async function startSagaHarness(options: { slowPaymentMs?: number } = {}): Promise<SagaHarness> {
+  const env = stackEnv();
+  if (!runtimeInstalled) {
+    // Keep the Rust core quiet in test output; Runtime can be installed once per process.
+    Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+    runtimeInstalled = true;
+  }
+  const db = await createTestDatabase();
+  const taskQueue = uniqueTaskQueue('saga');
+  const nativeConnection = await NativeConnection.connect({ address: env.temporalAddress });
+  const worker: Worker = await createSagaWorker({
+    connection: nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    pool: db.pool,
+    workflowBundlePath: env.workflowBundle,
+    slowPaymentMs: options.slowPaymentMs ?? 4_000,
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address: env.temporalAddress });
+  const client = new Client({ connection, namespace: 'default' });
+
+  const harness: SagaHarness = {
+    pool: db.pool,
+    databaseUrl: db.url,
+    client,
+    taskQueue,
+
+    async putProduct(sku, priceCents, available) {
+      await db.pool.query(
+        `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $1, $2, $3)
+         ON CONFLICT (sku) DO UPDATE SET price_cents = $2, available = $3`,
+        [sku, priceCents, available],
+      );
+    },
+
+    async startOrder(order = {}) {
+      const sku = `SKU-${randomUUID().slice(0, 8)}`;
+      const items = order.items ?? [{ sku, quantity: 2 }];
+      if (!order.items) await harness.putProduct(sku, 1299, 10);
+      const { rows } = await db.pool.query<{ sku: string; price_cents: number }>(
+        'SELECT sku, price_cents FROM products WHERE sku = ANY($1)',
+        [items.map((i) => i.sku)],
+      );
+      const price = new Map(rows.map((r) => [r.sku, r.price_cents]));
+      const lines = items.map((i) => ({ ...i, unitPriceCents: price.get(i.sku)! }));
+      const orderId = randomUUID();
+      const address: ShippingAddress = {
+        name: 'Ada',
+        line1: '1 Main St',
+        city: 'Springfield',
+        postalCode: '12345',
+        country: order.country ?? 'US',
+      };
+      const input: OrderSagaInput = {
+        orderId,
+        customerId: 'c-test',
+        items: lines,
+        totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
+        currency: CURRENCY,
+        paymentToken: order.paymentToken ?? 'tok_ok',
+        shippingAddress: address,
+        correlationId: randomUUID(),
+        requiresApproval: order.requiresApproval ?? false,
+        approvalTimeout: order.approvalTimeout ?? '24h',
+      };
+      const workflowId = workflowIdFor(orderId);
+      const handle = await client.workflow.start(WORKFLOW_TYPE, {
+        taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        typedSearchAttributes: [
+          { key: OrderIdKey, value: orderId },
+          { key: CustomerIdKey, value: input.customerId },
+          { key: OrderStatusKey, value: 'PENDING' },
+          { key: OrderTotalCentsKey, value: input.totalCents },
+        ],
+        staticSummary: `Test order · ${input.paymentToken}`,
+      });
+      await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
+      return {
+        orderId,
+        workflowId,
+        sku: items[0]!.sku,
+        handle,
+        result: () => handle.result() as Promise<OrderSagaResult>,
+      };
+    },
+
+    async waitForStatus(orderId, statuses, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: OrderStatus | undefined;
+      while (Date.now() < deadline) {
+        const { rows } = await db.pool.query<{ status: OrderStatus }>('SELECT status FROM orders WHERE id = $1', [
+          orderId,
+        ]);
+        last = rows[0]?.status;
+        if (last && statuses.includes(last)) return last;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      throw new Error(`order ${orderId} did not reach ${statuses.join('|')} (last: ${last ?? 'none'})`);
+    },
+
+    async eventTypes(orderId) {
+      const { rows } = await db.pool.query<{ type: string }>(
+        'SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY sequence',
+        [orderId],
+      );
+      return rows.map((r) => r.type);
+    },
+
+    async stock(sku) {
+      const { rows } = await db.pool.query<{ available: number; reserved: number }>(
+        'SELECT available, reserved FROM products WHERE sku = $1',
+        [sku],
+      );
+      return rows[0]!;
+    },
+
+    async close() {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+      await db.drop();
+    },
+  };
+  return harness;
+}
