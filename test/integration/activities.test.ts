@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities, type Activities } from '../../activities';
+import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
+import { insertOrderIfAbsent } from '../../db/orders';
+import { withTransaction } from '../../db/tx';
+import { stepKey, workflowIdFor, type OrderSagaInput } from '../../workflows/contracts';
+import { createTestDatabase } from '../support/stack';
+
+/**
+ * Activities run at least once. Against the real database: the same step invoked again
+ * with its key, or twice at the same moment, changes business rows and the outbox once.
+ */
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let activities: Activities;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  activities = createActivities({
+    pool: db.pool,
+    gateway: createSimulatedPaymentGateway(db.pool, { slowCallMs: 100 }),
+    carrier: createSimulatedCarrier(db.pool),
+  });
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function newOrder(available = 10) {
+  const sku = `SKU-${randomUUID().slice(0, 8)}`;
+  await db.pool.query(`INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $1, 1000, $2)`, [
+    sku,
+    available,
+  ]);
+  const orderId = randomUUID();
+  const input: OrderSagaInput = {
+    orderId,
+    customerId: 'c-1',
+    items: [{ sku, quantity: 3, unitPriceCents: 1000 }],
+    totalCents: 3000,
+    currency: 'USD',
+    paymentToken: 'tok_ok',
+    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' },
+    correlationId: randomUUID(),
+    requiresApproval: false,
+    approvalTimeout: '24h',
+  };
+  await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
+  const workflowId = workflowIdFor(orderId);
+  const env = (attempt = 1) =>
+    new MockActivityEnvironment({ workflowExecution: { workflowId, runId: randomUUID() }, attempt });
+  return { sku, orderId, input, workflowId, env };
+}
+
+async function stock(sku: string) {
+  const { rows } = await db.pool.query('SELECT available, reserved FROM products WHERE sku = $1', [sku]);
+  return rows[0] as { available: number; reserved: number };
+}
+async function outboxTypes(orderId: string) {
+  const { rows } = await db.pool.query<{ type: string; sequence: number }>(
+    'SELECT type, sequence FROM outbox WHERE aggregate_id = $1 ORDER BY sequence',
+    [orderId],
+  );
+  return rows;
+}
+
+describe('activities are applied once per key', () => {
+  it('when reserveInventory is retried with the same key, then stock moves once and one event is written', async () => {
+    const order = await newOrder();
+    const call = {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'reserveInventory'),
+      items: order.input.items,
+      awaitApproval: false,
+    };
+    const first = await order.env(1).run(activities.reserveInventory, call);
+    const second = await order.env(2).run(activities.reserveInventory, call);
+    expect(first).toEqual({ ok: true });
+    expect(second).toEqual(first);
+    expect(await stock(order.sku)).toEqual({ available: 7, reserved: 3 });
+    expect(await outboxTypes(order.orderId)).toEqual([{ type: 'InventoryReserved', sequence: 1 }]);
+  });
+
+  it('when two workers run the same reservation at the same moment, then one effect and both see the same result', async () => {
+    const order = await newOrder();
+    const call = {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'reserveInventory'),
+      items: order.input.items,
+      awaitApproval: false,
+    };
+    const results = await Promise.all([
+      order.env(1).run(activities.reserveInventory, call),
+      order.env(1).run(activities.reserveInventory, call),
+      order.env(1).run(activities.reserveInventory, call),
+    ]);
+    expect(results).toEqual([{ ok: true }, { ok: true }, { ok: true }]);
+    expect(await stock(order.sku)).toEqual({ available: 7, reserved: 3 });
+    expect(await outboxTypes(order.orderId)).toHaveLength(1);
+  });
+
+  it('when chargePayment is retried, then the gateway charges once and one payment row and event exist', async () => {
+    const order = await newOrder();
+    const call = {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'chargePayment'),
+      amountCents: 3000,
+      currency: 'USD',
+      paymentToken: 'tok_ok',
+    };
+    await Promise.all([order.env(1).run(activities.chargePayment, call), order.env(2).run(activities.chargePayment, call)]);
+    await order.env(3).run(activities.chargePayment, call);
+    const { rows } = await db.pool.query('SELECT status FROM payments WHERE order_id = $1', [order.orderId]);
+    expect(rows).toEqual([{ status: 'CAPTURED' }]);
+    expect((await outboxTypes(order.orderId)).map((r) => r.type)).toEqual(['PaymentCaptured']);
+  });
+
+  it('when a compensation runs twice, then stock is released once, and a release with nothing reserved is a silent no-op', async () => {
+    const order = await newOrder();
+    const release = { orderId: order.orderId, idempotencyKey: stepKey(order.workflowId, 'releaseInventory') };
+    await order.env().run(activities.releaseInventory, release); // nothing reserved yet: no event
+    expect(await outboxTypes(order.orderId)).toEqual([]);
+
+    const other = await newOrder();
+    await other.env().run(activities.reserveInventory, {
+      orderId: other.orderId,
+      idempotencyKey: stepKey(other.workflowId, 'reserveInventory'),
+      items: other.input.items,
+      awaitApproval: false,
+    });
+    const otherRelease = { orderId: other.orderId, idempotencyKey: stepKey(other.workflowId, 'releaseInventory') };
+    await other.env(1).run(activities.releaseInventory, otherRelease);
+    await other.env(2).run(activities.releaseInventory, otherRelease);
+    expect(await stock(other.sku)).toEqual({ available: 10, reserved: 0 });
+    expect((await outboxTypes(other.orderId)).map((r) => r.type)).toEqual(['InventoryReserved', 'InventoryReleased']);
+  });
+
+  it('when stock is short, then the refusal is recorded and replayed, and nothing moves', async () => {
+    const order = await newOrder(2);
+    const call = {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'reserveInventory'),
+      items: order.input.items,
+      awaitApproval: false,
+    };
+    await expect(order.env(1).run(activities.reserveInventory, call)).resolves.toEqual({
+      ok: false,
+      reason: 'insufficient_stock',
+    });
+    // Stock arrives later; a retry of the same step still returns the recorded refusal.
+    await db.pool.query('UPDATE products SET available = 100 WHERE sku = $1', [order.sku]);
+    await expect(order.env(2).run(activities.reserveInventory, call)).resolves.toEqual({
+      ok: false,
+      reason: 'insufficient_stock',
+    });
+    expect(await stock(order.sku)).toEqual({ available: 100, reserved: 0 });
+  });
+});
