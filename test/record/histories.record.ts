@@ -73,7 +73,9 @@ const PATHS: Array<{ name: string; order: OrderOptions; expect: string; drive?: 
     name: 'cancelled-before-reservation',
     expect: 'CANCELLED',
     order: {},
-    drive: (_saga, order) => order.handle.cancel(),
+    drive: async (_saga, order) => {
+      await order.handle.cancel();
+    },
   },
   {
     name: 'cancelled-during-payment',
