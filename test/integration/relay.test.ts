@@ -1,25 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import {
-  DeliverPolicy,
-  jetstream,
-  jetstreamManager,
-  type JetStreamClient,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/nats-core';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Registry, type Counter } from 'prom-client';
 import { createPool, type Pool } from '../../db/pool';
 import { appendEvent, type OutboxMessage } from '../../db/outbox';
 import { withTransaction } from '../../db/tx';
 import { createLogger } from '../../lib/logger';
-import {
-  STREAM_NAME,
-  SUBJECT_PREFIX,
-  subjectFor,
-  workflowIdFor,
-  type EventType,
-} from '../../workflows/contracts';
+import { subjectFor, workflowIdFor, type EventType } from '../../workflows/contracts';
 import {
   createOutboxRelay,
   DEFAULT_RELAY_OPTIONS,
@@ -28,6 +15,7 @@ import {
 } from '../../worker/relay';
 import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
 import { createTestDatabase, stackEnv } from '../support/stack';
+import { readStream, type StreamedEvent } from '../support/stream';
 
 /**
  * The outbox relay against real Postgres and NATS JetStream (CONTRACT §5): every committed
@@ -99,38 +87,8 @@ async function appendCommitted(orderId: string, types: EventType[]): Promise<Out
   });
 }
 
-interface StreamedEvent {
-  subject: string;
-  msgId: string | undefined;
-  body: OutboxMessage;
-}
-
 /** The stream's messages of `orderIds` (published since this file started), in stream order. */
-async function streamed(orderIds: string[]): Promise<StreamedEvent[]> {
-  const wanted = new Set(orderIds);
-  const lastSeq = (await jsm.streams.info(STREAM_NAME)).state.last_seq;
-  const consumer = await js.consumers.get(STREAM_NAME, {
-    filter_subjects: `${SUBJECT_PREFIX}.>`, // one subject (filter_subject): fine on any 2.x server
-    deliver_policy: DeliverPolicy.StartTime,
-    opt_start_time: startedAt.toISOString(),
-  });
-  const found: StreamedEvent[] = [];
-  for (;;) {
-    const messages = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
-    let received = 0;
-    for await (const message of messages) {
-      received++;
-      const body = message.json<OutboxMessage>();
-      if (wanted.has(body.aggregateId)) {
-        // JsMsg's header type does not resolve here (see worker/stream.ts); it is MsgHdrs.
-        const headers = message.headers as MsgHdrs | undefined;
-        found.push({ subject: message.subject, msgId: headers?.get('Nats-Msg-Id'), body });
-      }
-      if (message.seq >= lastSeq) return found; // everything published before the call is read
-    }
-    if (received === 0) return found;
-  }
-}
+const streamed = (orderIds: string[]): Promise<StreamedEvent[]> => readStream(nats, startedAt, orderIds);
 
 async function waitFor(
   condition: () => boolean | Promise<boolean>,

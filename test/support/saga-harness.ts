@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { Registry } from 'prom-client';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Runtime, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
 import type { Pool } from '../../db/pool';
@@ -13,9 +16,18 @@ import {
   type OrderStatus,
   type ShippingAddress,
 } from '../../workflows/contracts';
-import { CustomerIdKey, OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/search-attributes';
+import {
+  CustomerIdKey,
+  OrderIdKey,
+  OrderStatusKey,
+  OrderTotalCentsKey,
+} from '../../workflows/search-attributes';
 import { createSagaWorker } from '../../worker/create-worker';
+import { createOutboxRelay } from '../../worker/relay';
+import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
+import { createLogger } from '../../lib/logger';
 import { createTestDatabase, stackEnv, uniqueTaskQueue } from './stack';
+import { readStream } from './stream';
 
 /**
  * A real saga worker on a unique task queue over a fresh database: what the integration
@@ -29,6 +41,11 @@ export interface SagaHarness {
   putProduct(sku: string, priceCents: number, available: number): Promise<void>;
   startOrder(options?: OrderOptions): Promise<StartedOrder>;
   waitForStatus(orderId: string, statuses: OrderStatus[], timeoutMs?: number): Promise<OrderStatus>;
+  /**
+   * The order's events as published on stream ORDERS, once every committed event of the
+   * order is published; throws unless they match the outbox exactly (same events, in
+   * sequence order 1..n, Nats-Msg-Id = outbox id, subject orders.events.<Type>).
+   */
   eventTypes(orderId: string): Promise<string[]>;
   stock(sku: string): Promise<{ available: number; reserved: number }>;
   close(): Promise<void>;
@@ -56,7 +73,9 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
   const env = stackEnv();
   if (!runtimeInstalled) {
     // Keep the Rust core quiet in test output; Runtime can be installed once per process.
-    Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } } });
+    Runtime.install({
+      telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+    });
     runtimeInstalled = true;
   }
   const db = await createTestDatabase();
@@ -71,6 +90,17 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
     slowPaymentMs: options.slowPaymentMs ?? 4_000,
   });
   const running = worker.run();
+  const startedAt = new Date(Date.now() - 1_000);
+  const nats = (await connect({ servers: env.natsUrl })) as NatsConnection;
+  await ensureOrdersStream(await jetstreamManager(nats));
+  const relay = createOutboxRelay({
+    pool: db.pool,
+    nats,
+    logger: createLogger('relay', 'silent'),
+    options: { pollIntervalMs: 100 },
+    registry: new Registry(),
+  });
+  await relay.start();
   const connection = await Connection.connect({ address: env.temporalAddress });
   const client = new Client({ connection, namespace: 'default' });
 
@@ -146,9 +176,10 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
       const deadline = Date.now() + timeoutMs;
       let last: OrderStatus | undefined;
       while (Date.now() < deadline) {
-        const { rows } = await db.pool.query<{ status: OrderStatus }>('SELECT status FROM orders WHERE id = $1', [
-          orderId,
-        ]);
+        const { rows } = await db.pool.query<{ status: OrderStatus }>(
+          'SELECT status FROM orders WHERE id = $1',
+          [orderId],
+        );
         last = rows[0]?.status;
         if (last && statuses.includes(last)) return last;
         await new Promise((resolve) => setTimeout(resolve, 25));
@@ -157,11 +188,34 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
     },
 
     async eventTypes(orderId) {
-      const { rows } = await db.pool.query<{ type: string }>(
-        'SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY sequence',
+      const { rows: outbox } = await db.pool.query<{ id: string; type: string; sequence: number }>(
+        'SELECT id, type, sequence FROM outbox WHERE aggregate_id = $1 ORDER BY sequence',
         [orderId],
       );
-      return rows.map((r) => r.type);
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const { rows } = await db.pool.query<{ pending: number }>(
+          'SELECT count(*)::int AS pending FROM outbox WHERE aggregate_id = $1 AND published_at IS NULL',
+          [orderId],
+        );
+        if (rows[0]!.pending === 0) break;
+        if (Date.now() > deadline) throw new Error(`events of ${orderId} still unpublished`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      const streamed = await readStream(nats, startedAt, [orderId]);
+      const seen = streamed.map((e) => ({ id: e.msgId, type: e.body.type, sequence: e.body.sequence }));
+      const expected = outbox.map((row, i) => ({ id: row.id, type: row.type, sequence: i + 1 }));
+      if (JSON.stringify(seen) !== JSON.stringify(expected)) {
+        throw new Error(
+          `stream differs from outbox:\n  stream ${JSON.stringify(seen)}\n  outbox ${JSON.stringify(expected)}`,
+        );
+      }
+      for (const event of streamed) {
+        if (event.subject !== `orders.events.${event.body.type}` || event.body.id !== event.msgId) {
+          throw new Error(`bad message ${JSON.stringify(event)}`);
+        }
+      }
+      return streamed.map((e) => e.body.type);
     },
 
     async stock(sku) {
@@ -175,6 +229,8 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
     async close() {
       worker.shutdown();
       await running;
+      await relay.stop();
+      await nats.drain();
       await nativeConnection.close();
       await connection.close();
       await db.drop();
