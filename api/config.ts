@@ -1,0 +1,104 @@
+import { readFileSync } from 'node:fs';
+import {
+  ConfigError,
+  duration,
+  hostPort,
+  integer,
+  list,
+  logLevel,
+  optionalString,
+  url,
+  type Env,
+} from '../lib/env';
+import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+
+export interface TemporalSettings {
+  address: string;
+  namespace: string;
+  apiKey?: string;
+  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer };
+}
+
+export interface ApiConfig {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  dbPoolSize: number;
+  temporal: TemporalSettings;
+  taskQueue: string;
+  /** Base of the Temporal Web UI, without a trailing slash. */
+  temporalUiUrl: string;
+  /** Bearer tokens; empty means the API is open. */
+  apiTokens: string[];
+  approvalThresholdCents: number;
+  /** Duration text such as '24h'; handed to the saga as is, so it was validated here. */
+  approvalTimeout: string;
+  idempotencyTtlHours: number;
+  logLevel: string;
+}
+
+/** The API process's whole configuration; the only place in api/ that reads the environment. */
+export function loadApiConfig(env: Env): ApiConfig {
+  const uiUrl = url(env, 'TEMPORAL_UI_URL', ['http', 'https'], true) ?? 'http://localhost:8233';
+  return {
+    port: integer(env, 'PORT', 3000, { min: 0, max: 65_535 }),
+    host: optionalString(env, 'HOST', '127.0.0.1'),
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
+    dbPoolSize: integer(env, 'API_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
+    temporal: loadTemporalSettings(env),
+    taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
+    temporalUiUrl: uiUrl.replace(/\/+$/, ''),
+    apiTokens: list(env, 'API_TOKENS'),
+    approvalThresholdCents: integer(env, 'APPROVAL_THRESHOLD_CENTS', 100_000, { min: 0 }),
+    approvalTimeout: duration(env, 'APPROVAL_TIMEOUT', '24h').text,
+    // The contract promises keys are kept at least a day.
+    idempotencyTtlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, { min: 24, max: 24 * 365 }),
+    logLevel: logLevel(env),
+  };
+}
+
+function loadTemporalSettings(env: Env): TemporalSettings {
+  const address = hostPort(env, 'TEMPORAL_ADDRESS');
+  const namespace = optionalString(env, 'TEMPORAL_NAMESPACE', 'default');
+  const apiKey = optionalString(env, 'TEMPORAL_API_KEY');
+  const certPath = optionalString(env, 'TEMPORAL_TLS_CERT');
+  const keyPath = optionalString(env, 'TEMPORAL_TLS_KEY');
+  const caPath = optionalString(env, 'TEMPORAL_TLS_CA');
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new ConfigError(
+      certPath === undefined ? 'TEMPORAL_TLS_CERT' : 'TEMPORAL_TLS_KEY',
+      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together',
+    );
+  }
+  const ca = caPath === undefined ? undefined : readConfigFile('TEMPORAL_TLS_CA', caPath);
+  const clientCertPair =
+    certPath && keyPath
+      ? {
+          crt: readConfigFile('TEMPORAL_TLS_CERT', certPath),
+          key: readConfigFile('TEMPORAL_TLS_KEY', keyPath),
+        }
+      : undefined;
+  // An API key (Temporal Cloud) implies TLS, even without client certificates.
+  const useTls = clientCertPair !== undefined || ca !== undefined || apiKey !== undefined;
+  return {
+    address,
+    namespace,
+    ...(apiKey ? { apiKey } : {}),
+    ...(useTls
+      ? {
+          tls: {
+            ...(clientCertPair ? { clientCertPair } : {}),
+            ...(ca ? { serverRootCACertificate: ca } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+function readConfigFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch {
+    throw new ConfigError(variable, `cannot read file ${path}`);
+  }
+}

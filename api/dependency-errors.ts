@@ -1,0 +1,52 @@
+import {
+  isGrpcServiceError,
+  ServiceError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
+
+/** Node socket errors meaning "could not reach the server". */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'EAI_AGAIN',
+]);
+/** SQLSTATEs meaning Postgres is going away or not taking connections. */
+const PG_UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
+// pg and pg-pool report lost connections and checkout timeouts with messages only.
+const PG_UNAVAILABLE_MESSAGES = [
+  'timeout exceeded when trying to connect',
+  'Connection terminated',
+  'Client has encountered a connection error',
+  'Connection ended unexpectedly',
+];
+
+const codeOf = (error: unknown): string | undefined => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = codeOf(error);
+  if (code !== undefined) {
+    // Class 08: connection exception.
+    if (SOCKET_CODES.has(code) || PG_UNAVAILABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  if (PG_UNAVAILABLE_MESSAGES.some((message) => error.message.includes(message))) return true;
+  // AggregateError (connecting to several addresses) carries the socket errors inside.
+  return error instanceof AggregateError && error.errors.some(isDatabaseUnavailable);
+}
+
+// grpc status codes: CANCELLED 1, DEADLINE_EXCEEDED 4, RESOURCE_EXHAUSTED 8, UNAVAILABLE 14.
+const GRPC_UNAVAILABLE = new Set([1, 4, 8, 14]);
+
+export function isTemporalUnavailable(error: unknown): boolean {
+  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return true;
+  if (isGrpcServiceError(error)) return GRPC_UNAVAILABLE.has(error.code);
+  if (error instanceof ServiceError) return isTemporalUnavailable(error.cause);
+  return false;
+}

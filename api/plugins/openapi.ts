@@ -1,0 +1,33 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import { Problem } from '../schemas/common';
+
+/**
+ * OpenAPI 3.1 built from the routes' TypeBox schemas: the spec at /openapi.json and the
+ * UI at /docs. Must be registered before the routes, whose schemas it collects.
+ */
+export function documentApi(app: FastifyInstance): void {
+  app.addSchema(Problem);
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Order saga API',
+        version: '0.1.0',
+        description:
+          'Accepts orders and runs each as a Temporal saga (reserve stock, approval above a threshold, ' +
+          'charge, ship, complete; compensated on failure). Errors are application/problem+json (RFC 9457).',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    // Shared schemas keep their $id as their component name (Problem, not def-0).
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, index) =>
+        typeof json.$id === 'string' ? json.$id : `def-${index}`,
+    },
+  });
+  void app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+}

@@ -1,0 +1,63 @@
+import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
+import type { ApiDeps } from '../deps';
+import { Health, Readiness } from '../schemas/health';
+
+/** A readiness probe must answer quickly even when a dependency hangs. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+async function answers(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('probe timed out')), PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+    return 'up';
+  } catch {
+    return 'down';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool, temporal }, done) => {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        summary: 'Liveness: 200 while the process runs',
+        tags: ['operations'],
+        security: [],
+        response: { 200: Health },
+      },
+    },
+    () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: 200 when Postgres and Temporal answer, else 503',
+        tags: ['operations'],
+        security: [],
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_request, reply) => {
+      const [postgres, temporalState] = await Promise.all([
+        answers(() => pool.query('SELECT 1')),
+        answers(() =>
+          temporal.connection.withDeadline(Date.now() + PROBE_TIMEOUT_MS, () =>
+            temporal.workflowService.getSystemInfo({}),
+          ),
+        ),
+      ]);
+      const ready = postgres === 'up' && temporalState === 'up';
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ status: ready ? 'ready' : 'not_ready', checks: { postgres, temporal: temporalState } });
+    },
+  );
+  done();
+};

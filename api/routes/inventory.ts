@@ -1,0 +1,41 @@
+import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
+import type { ApiDeps } from '../deps';
+import { problems } from '../problems';
+import { findProduct, upsertProduct } from '../queries/products';
+import { problemResponses } from '../schemas/common';
+import { Product, ProductInput, SkuParams } from '../schemas/inventory';
+
+export const inventoryRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool }, done) => {
+  app.get(
+    '/inventory/:sku',
+    {
+      schema: {
+        summary: 'A product with its stock',
+        tags: ['inventory'],
+        params: SkuParams,
+        response: { 200: Product, ...problemResponses(404) },
+      },
+    },
+    async (request) => {
+      const product = await findProduct(pool, request.params.sku);
+      if (!product) throw problems.productNotFound(request.params.sku);
+      return product;
+    },
+  );
+
+  app.put(
+    '/inventory/:sku',
+    {
+      schema: {
+        summary: 'Create or replace a product (admin)',
+        description: 'Sets name, price and available stock; units reserved by orders in progress are kept.',
+        tags: ['inventory'],
+        params: SkuParams,
+        body: ProductInput,
+        response: { 200: Product, ...problemResponses(413, 415) },
+      },
+    },
+    async (request) => upsertProduct(pool, request.params.sku, request.body),
+  );
+  done();
+};

@@ -1,0 +1,99 @@
+import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../workflows/contracts';
+import type { ApiDeps } from '../deps';
+import { problems } from '../problems';
+import { findOrderStatus } from '../queries/orders';
+import { problemResponses } from '../schemas/common';
+import { CancelAccepted, DecisionAccepted, OrderIdParams } from '../schemas/orders';
+
+/** How long the API waits for Temporal (and, for updates, the workflow) before a 503. */
+const TEMPORAL_DEADLINE_MS = 10_000;
+
+const DECISIONS = [
+  { path: 'approve', update: UPDATE_APPROVE, decision: 'approved' },
+  { path: 'reject', update: UPDATE_REJECT, decision: 'rejected' },
+] as const;
+
+export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool, temporal }, done) => {
+  const withDeadline = <T>(call: () => Promise<T>): Promise<T> =>
+    temporal.connection.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, call);
+
+  const currentStatus = async (orderId: string) => {
+    const status = await findOrderStatus(pool, orderId);
+    if (status === undefined) throw problems.orderNotFound(orderId);
+    return status;
+  };
+
+  app.post(
+    '/orders/:orderId/cancel',
+    {
+      schema: {
+        summary: 'Cancel an order',
+        description:
+          'Requests Temporal cancellation: the saga stops going forward, undoes what it did and ends ' +
+          'CANCELLED. Asking again is accepted again. An order past its point of no return completes.',
+        tags: ['orders'],
+        params: OrderIdParams,
+        response: { 202: CancelAccepted, ...problemResponses(404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const orderId = request.params.orderId.toLowerCase();
+      const status = await currentStatus(orderId);
+      if (isTerminal(status)) throw problems.orderNotCancellable(status);
+      try {
+        await withDeadline(() => temporal.workflow.getHandle(workflowIdFor(orderId)).cancel());
+      } catch (error) {
+        // The saga closed between our read and the cancel: its row now says how it ended.
+        if (error instanceof WorkflowNotFoundError)
+          throw problems.orderNotCancellable(await currentStatus(orderId));
+        throw error;
+      }
+      return reply.code(202).send({ orderId, status, cancelRequested: true as const });
+    },
+  );
+
+  for (const { path, update, decision } of DECISIONS) {
+    app.post(
+      `/orders/:orderId/${path}`,
+      {
+        schema: {
+          summary: `${path === 'approve' ? 'Approve' : 'Reject'} an order awaiting approval`,
+          description:
+            path === 'approve'
+              ? 'The saga goes on to charge and ship.'
+              : 'The saga releases the stock and ends FAILED with approval_rejected.',
+          tags: ['orders'],
+          params: OrderIdParams,
+          response: { 202: DecisionAccepted, ...problemResponses(404, 409) },
+        },
+      },
+      async (request, reply) => {
+        const orderId = request.params.orderId.toLowerCase();
+        const status = await currentStatus(orderId);
+        if (status !== 'AWAITING_APPROVAL') throw problems.orderNotAwaitingApproval(status);
+        try {
+          // A Temporal Update, not a signal: the workflow's validator refuses it unless the
+          // saga is really waiting, and we hear about it here. The update id makes a client
+          // retry with the same x-request-id land on the same update.
+          await withDeadline(() =>
+            temporal.workflow
+              .getHandle(workflowIdFor(orderId))
+              .executeUpdate(update, { updateId: `${update}:${request.id}` }),
+          );
+        } catch (error) {
+          if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
+            const now = await currentStatus(orderId);
+            throw now === 'AWAITING_APPROVAL'
+              ? problems.orderNotAwaitingApproval(now, 'The order has already been approved or rejected.')
+              : problems.orderNotAwaitingApproval(now);
+          }
+          throw error;
+        }
+        return reply.code(202).send({ orderId, decision });
+      },
+    );
+  }
+  done();
+};

@@ -1,0 +1,176 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import type { Pool } from '../../db/pool';
+import type { ApiDeps } from '../deps';
+import { acceptOrder } from '../orders/accept-order';
+import { decodeCursor, encodeCursor } from '../orders/cursor';
+import { fingerprintOf } from '../orders/fingerprint';
+import { toOrderView } from '../orders/view';
+import { PROBLEM_CONTENT_TYPE, ProblemError, problems } from '../problems';
+import { claimKey, recordResponse, releaseKey, type KeyRef } from '../queries/idempotency-keys';
+import { findOrder, listOrders } from '../queries/orders';
+import { problemResponses } from '../schemas/common';
+import {
+  CreateOrderBody,
+  IdempotencyHeaders,
+  ListOrdersQuery,
+  OrderAccepted,
+  OrderIdParams,
+  OrderPage,
+  OrderView,
+} from '../schemas/orders';
+
+const DEFAULT_PAGE_SIZE = 20;
+
+/** A sku twice in one order is a client mistake (quantities would be ambiguous): 400. */
+function rejectDuplicateSkus(items: CreateOrderBody['items']): void {
+  const seen = new Set<string>();
+  const errors = items.flatMap(({ sku }, index) => {
+    if (!seen.has(sku)) {
+      seen.add(sku);
+      return [];
+    }
+    return [
+      { field: `/items/${index}/sku`, message: `Duplicate sku ${JSON.stringify(sku)}; list each sku once` },
+    ];
+  });
+  if (errors.length > 0) throw problems.validation(errors, 'The request body is invalid; see errors.');
+}
+
+/** Sends a stored response again, marked as such. */
+function replay(reply: FastifyReply, status: number, body: unknown) {
+  void reply.code(status).header('idempotent-replayed', 'true');
+  if (status === 202) void reply.header('location', (body as OrderAccepted).links.self);
+  if (status >= 400) void reply.type(PROBLEM_CONTENT_TYPE);
+  return reply.send(body);
+}
+
+/**
+ * A refusal (4xx) is the answer and is stored for replay; a 5xx is not, and the key is
+ * released so a retry takes over at once, with the same order id. Never throws: the
+ * request's own error is what the client must see.
+ */
+async function settleKeyAfterFailure(pool: Pool, ref: KeyRef, error: unknown, log: FastifyBaseLogger) {
+  try {
+    if (error instanceof ProblemError && error.status < 500) {
+      await recordResponse(pool, ref, error.status, error.toBody());
+    } else {
+      await releaseKey(pool, ref);
+    }
+  } catch (settleError) {
+    log.warn({ err: settleError }, 'could not settle the idempotency key; its lock expires on its own');
+  }
+}
+
+export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, done) => {
+  const { pool, config } = deps;
+  app.post(
+    '/orders',
+    {
+      schema: {
+        summary: 'Place an order',
+        description:
+          'Prices come from the catalog. The saga starts before the order row is written; both are ' +
+          'idempotent on the order id, so the order is visible at once and never lost. With an ' +
+          'Idempotency-Key, a retry gets the first response again (Idempotent-Replayed: true).',
+        tags: ['orders'],
+        headers: IdempotencyHeaders,
+        body: CreateOrderBody,
+        response: {
+          202: OrderAccepted,
+          ...problemResponses(409, 413, 415, 422),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { body } = request;
+      rejectDuplicateSkus(body.items);
+      const key = request.headers['idempotency-key'];
+      if (key === undefined) {
+        const accepted = await acceptOrder(deps, { body, orderId: randomUUID(), correlationId: request.id });
+        return reply.code(202).header('location', accepted.links.self).send(accepted);
+      }
+
+      const ref = { scope: request.caller, key };
+      const claim = await claimKey(pool, ref, fingerprintOf(body), randomUUID());
+      switch (claim.kind) {
+        case 'mismatch':
+          throw problems.idempotencyKeyReused();
+        case 'in-flight':
+          throw problems.idempotencyKeyInUse();
+        case 'done':
+          return replay(reply, claim.status, claim.body);
+      }
+      try {
+        const accepted = await acceptOrder(deps, {
+          body,
+          orderId: claim.orderId,
+          correlationId: request.id,
+          idempotency: { ref, resumed: claim.resumed },
+        });
+        return reply.code(202).header('location', accepted.links.self).send(accepted);
+      } catch (error) {
+        await settleKeyAfterFailure(pool, ref, error, request.log);
+        throw error;
+      }
+    },
+  );
+
+  app.get(
+    '/orders/:orderId',
+    {
+      schema: {
+        summary: 'Get an order with its payment, shipment and saga steps',
+        tags: ['orders'],
+        params: OrderIdParams,
+        response: { 200: OrderView, ...problemResponses(404) },
+      },
+    },
+    async (request) => {
+      const orderId = request.params.orderId.toLowerCase();
+      const row = await findOrder(pool, orderId);
+      if (!row) throw problems.orderNotFound(orderId);
+      return toOrderView(row, config);
+    },
+  );
+
+  app.get(
+    '/orders',
+    {
+      schema: {
+        summary: 'List orders, newest first',
+        description: 'Keyset pagination: pass nextCursor back as cursor. Filters stay as they were.',
+        tags: ['orders'],
+        querystring: ListOrdersQuery,
+        response: { 200: OrderPage, ...problemResponses() },
+      },
+    },
+    async (request) => {
+      const { customerId, status, cursor } = request.query;
+      const limit = request.query.limit ?? DEFAULT_PAGE_SIZE;
+      const after = cursor === undefined ? undefined : decodeCursor(cursor);
+      if (cursor !== undefined && after === undefined) {
+        throw problems.validation(
+          [{ field: '/cursor', message: 'Not a cursor returned by this API' }],
+          'The query string is invalid; see errors.',
+        );
+      }
+      // One extra row tells whether a next page exists without a count query.
+      const rows = await listOrders(pool, {
+        limit: limit + 1,
+        ...(customerId !== undefined ? { customerId } : {}),
+        ...(status !== undefined ? { status } : {}),
+        ...(after !== undefined ? { after } : {}),
+      });
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        items: page.map((row) => toOrderView(row, config)),
+        nextCursor:
+          rows.length > limit && last ? encodeCursor({ createdUs: last.created_us, id: last.id }) : null,
+      };
+    },
+  );
+  done();
+};

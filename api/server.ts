@@ -1,0 +1,78 @@
+import { createPool } from '../db/pool';
+import { loadOrExit } from '../lib/env';
+import { createLogger } from '../lib/logger';
+import { buildApp } from './app';
+import { loadApiConfig } from './config';
+import { purgeExpiredKeys } from './queries/idempotency-keys';
+import { createTemporalClient } from './temporal';
+
+const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+/** In-flight requests are bounded by the Temporal deadlines (10 s) and DB timeouts. */
+const SHUTDOWN_GRACE_MS = 25_000;
+
+/** The API process: the only code that reads process.env for the API and listens. */
+async function main(): Promise<void> {
+  const config = loadOrExit(() => loadApiConfig(process.env));
+  const logger = createLogger('api', config.logLevel);
+  const pool = createPool(config.databaseUrl, { max: config.dbPoolSize, applicationName: 'order-saga-api' });
+  const temporal = createTemporalClient(config.temporal);
+  const app = buildApp({ pool, temporal: temporal.client, config, logger });
+
+  // Idempotency keys outlive IDEMPOTENCY_TTL_HOURS by at most an interval; every replica
+  // purging is harmless (each batch deletes what is there).
+  const purge = (): Promise<void> =>
+    purgeExpiredKeys(pool, config.idempotencyTtlHours).then(
+      (purged) => {
+        if (purged > 0) logger.info({ purged }, 'expired idempotency keys purged');
+      },
+      (error: unknown) => logger.warn({ err: error }, 'idempotency key purge failed; retrying next interval'),
+    );
+  const purgeTimer = setInterval(() => void purge(), PURGE_INTERVAL_MS).unref();
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      // A second Ctrl-C means "now".
+      logger.warn({ signal }, 'api stopping at once');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'api stopping');
+    clearInterval(purgeTimer);
+    setTimeout(() => {
+      logger.error('api did not stop within the grace period');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS).unref();
+    // close() stops accepting connections and waits for in-flight requests to finish.
+    app
+      .close()
+      .then(() => pool.end())
+      .then(() => temporal.connection.close())
+      .then(() => {
+        logger.info('api stopped');
+        process.exit(0);
+      })
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'api did not stop cleanly');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  await app.listen({ host: config.host, port: config.port });
+  void purge();
+  logger.info(
+    {
+      namespace: config.temporal.namespace,
+      taskQueue: config.taskQueue,
+      auth: config.apiTokens.length > 0 ? 'bearer' : 'none',
+    },
+    'api listening',
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`api failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
