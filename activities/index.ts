@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool';
+import { createFraudActivities } from './fraud';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';
 import { createPaymentActivities } from './payment';
@@ -9,6 +10,8 @@ export interface ActivityDeps {
   pool: Pool;
   gateway: PaymentGateway;
   carrier: Carrier;
+  /** Customer ids the fraud screening refuses. */
+  fraudDenyList?: ReadonlySet<string>;
 }
 
 /** Every saga activity, built over injected dependencies. Workflows import only the type. */
@@ -18,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createInventoryActivities(deps),
     ...createPaymentActivities(deps),
     ...createShippingActivities(deps),
+    ...createFraudActivities({ pool: deps.pool, fraudDenyList: deps.fraudDenyList ?? new Set() }),
   };
 }
 

@@ -40,9 +40,9 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
      * Reserves every line or none. Not enough stock is a business outcome, returned (and
      * recorded) rather than thrown. Orders above the approval threshold then wait.
      */
-    async reserveInventory(
+    reserveInventory: async (
       call: StepCall & { items: OrderLine[]; awaitApproval: boolean },
-    ): Promise<StepOutcome> {
+    ): Promise<StepOutcome> => {
       const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
       if (recorded) return recorded;
       const { workflowId, attempt } = currentStep();
@@ -50,7 +50,10 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
       const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: 'reserveInventory' };
       return runOnce(pool, entry, async (tx): Promise<StepOutcome> => {
         const lines = [...call.items].sort((a, b) => a.sku.localeCompare(b.sku));
-        const available = await lockProducts(tx, lines.map((l) => l.sku));
+        const available = await lockProducts(
+          tx,
+          lines.map((l) => l.sku),
+        );
         const short = lines.filter((l) => (available.get(l.sku) ?? 0) < l.quantity);
         if (short.length > 0) {
           await setStepStatus(tx, call.orderId, 'reserveInventory', 'FAILED');
@@ -77,9 +80,13 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
     },
 
     /** Returns reserved units to `available`. A no-op (no event) when nothing is reserved. */
-    async releaseInventory(call: StepCall): Promise<void> {
+    releaseInventory: async (call: StepCall): Promise<void> => {
       await markStepCompensating(pool, call.orderId, 'reserveInventory');
-      const entry = { idempotencyKey: call.idempotencyKey, workflowId: currentStep().workflowId, step: 'releaseInventory' };
+      const entry = {
+        idempotencyKey: call.idempotencyKey,
+        workflowId: currentStep().workflowId,
+        step: 'releaseInventory',
+      };
       await runOnce(pool, entry, async (tx) => {
         const { rows: reserved } = await tx.query<Line>(
           `SELECT sku, quantity FROM inventory_reservations
@@ -87,7 +94,10 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
           [call.orderId],
         );
         if (reserved.length === 0) return null;
-        await lockProducts(tx, reserved.map((l) => l.sku));
+        await lockProducts(
+          tx,
+          reserved.map((l) => l.sku),
+        );
         await moveStock(tx, reserved, false);
         await tx.query(
           `UPDATE inventory_reservations SET status = 'RELEASED', updated_at = now()
@@ -95,7 +105,11 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
           [call.orderId],
         );
         await setStepStatus(tx, call.orderId, 'reserveInventory', 'COMPENSATED');
-        await appendEvent(tx, { orderId: call.orderId, type: 'InventoryReleased', data: { items: reserved } });
+        await appendEvent(tx, {
+          orderId: call.orderId,
+          type: 'InventoryReleased',
+          data: { items: reserved },
+        });
         return null;
       });
     },

@@ -21,7 +21,7 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
 
   return {
     /** Writes the order (if the API has not yet) and its OrderCreated event. */
-    async createOrder(call: StepCall & { input: OrderSagaInput }): Promise<StepOutcome> {
+    createOrder: async (call: StepCall & { input: OrderSagaInput }): Promise<StepOutcome> => {
       return runOnce(pool, ledgerEntry(call, 'createOrder'), async (tx) => {
         await insertOrderIfAbsent(tx, call.input);
         const { input } = call;
@@ -42,7 +42,9 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
     },
 
     /** Records the approval decision; the order resumes (PENDING) or starts compensating. */
-    async recordApproval(call: StepCall & { decision: 'approved' | 'rejected' | 'timed_out' }): Promise<void> {
+    recordApproval: async (
+      call: StepCall & { decision: 'approved' | 'rejected' | 'timed_out' },
+    ): Promise<void> => {
       await runOnce(pool, ledgerEntry(call, 'approval'), async (tx) => {
         const approved = call.decision === 'approved';
         await setStepStatus(tx, call.orderId, 'approval', approved ? 'COMPLETED' : 'FAILED');
@@ -52,7 +54,7 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
     },
 
     /** The point of no return: reserved units leave stock, the order is COMPLETED. */
-    async completeOrder(call: StepCall): Promise<StepOutcome> {
+    completeOrder: async (call: StepCall): Promise<StepOutcome> => {
       const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
       if (recorded) return recorded;
       await markStepRunning(pool, call.orderId, 'completeOrder', currentStep().attempt);
@@ -85,9 +87,9 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
      * Compensation of createOrder, and the saga's last word on a failed or cancelled
      * order: the final status, OrderFailed or OrderCancelled, unreached steps SKIPPED.
      */
-    async cancelOrder(
+    cancelOrder: async (
       call: StepCall & { outcome: 'FAILED' | 'CANCELLED'; failureReason: FailureReason | null },
-    ): Promise<void> {
+    ): Promise<void> => {
       await runOnce(pool, ledgerEntry(call, 'cancelOrder'), async (tx) => {
         const updated = await tx.query(
           `UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
@@ -115,7 +117,7 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
     },
 
     /** Status changes the workflow decides alone (COMPENSATING, REQUIRES_ATTENTION). */
-    async markOrderStatus(call: { orderId: string; status: OrderStatus }): Promise<void> {
+    markOrderStatus: async (call: { orderId: string; status: OrderStatus }): Promise<void> => {
       await setOrderStatus(pool, call.orderId, call.status);
     },
   };

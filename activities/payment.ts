@@ -14,9 +14,9 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
      * the outcome in one transaction. A decline is recorded (DECLINED, PaymentDeclined)
      * and returned; it is never retried.
      */
-    async chargePayment(
+    chargePayment: async (
       call: StepCall & { amountCents: number; currency: string; paymentToken: string },
-    ): Promise<StepOutcome> {
+    ): Promise<StepOutcome> => {
       const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
       if (recorded) return recorded;
       const { workflowId, attempt } = currentStep();
@@ -35,7 +35,12 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
         const captured = charge.status === 'captured';
         await tx.query(
           `INSERT INTO payments (order_id, status, amount_cents, provider_ref) VALUES ($1, $2, $3, $4)`,
-          [call.orderId, captured ? 'CAPTURED' : 'DECLINED', call.amountCents, captured ? charge.reference : null],
+          [
+            call.orderId,
+            captured ? 'CAPTURED' : 'DECLINED',
+            call.amountCents,
+            captured ? charge.reference : null,
+          ],
         );
         await setStepStatus(tx, call.orderId, 'chargePayment', captured ? 'COMPLETED' : 'FAILED');
         await appendEvent(
@@ -56,10 +61,11 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
      * Refunds the charge made under `chargeKey`. Asks the gateway even when no payment is
      * recorded yet, because a charge attempt that timed out may still have gone through.
      */
-    async refundPayment(call: StepCall & { chargeKey: string }): Promise<void> {
-      const { rows } = await pool.query<{ status: string }>('SELECT status FROM payments WHERE order_id = $1', [
-        call.orderId,
-      ]);
+    refundPayment: async (call: StepCall & { chargeKey: string }): Promise<void> => {
+      const { rows } = await pool.query<{ status: string }>(
+        'SELECT status FROM payments WHERE order_id = $1',
+        [call.orderId],
+      );
       const recordedStatus = rows[0]?.status;
       if (recordedStatus === 'DECLINED' || recordedStatus === 'REFUNDED') return;
       await markStepCompensating(pool, call.orderId, 'chargePayment');
@@ -67,7 +73,11 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
         gateway.refund({ idempotencyKey: call.idempotencyKey, chargeKey: call.chargeKey, signal }),
       );
       if (refund.status === 'nothing_to_refund') return;
-      const entry = { idempotencyKey: call.idempotencyKey, workflowId: currentStep().workflowId, step: 'refundPayment' };
+      const entry = {
+        idempotencyKey: call.idempotencyKey,
+        workflowId: currentStep().workflowId,
+        step: 'refundPayment',
+      };
       await runOnce(pool, entry, async (tx) => {
         const { rows: payment } = await tx.query<{ amount_cents: number }>(
           `INSERT INTO payments (order_id, status, amount_cents, provider_ref)

@@ -10,7 +10,7 @@ import { callProvider, currentStep } from './step-context';
 export function createShippingActivities({ pool, carrier }: { pool: Pool; carrier: Carrier }) {
   return {
     /** Books the shipment; a carrier refusal is recorded and returned, never retried. */
-    async createShipment(call: StepCall & { address: ShippingAddress }): Promise<StepOutcome> {
+    createShipment: async (call: StepCall & { address: ShippingAddress }): Promise<StepOutcome> => {
       const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
       if (recorded) return recorded;
       const { workflowId, attempt } = currentStep();
@@ -43,7 +43,7 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
     },
 
     /** Cancels a booked shipment; a no-op when none was booked. */
-    async cancelShipment(call: StepCall): Promise<void> {
+    cancelShipment: async (call: StepCall): Promise<void> => {
       const { rows } = await pool.query<{ tracking_number: string }>(
         `SELECT tracking_number FROM shipments WHERE order_id = $1 AND status = 'CREATED'`,
         [call.orderId],
@@ -52,9 +52,16 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
       if (!booked) return;
       await markStepCompensating(pool, call.orderId, 'createShipment');
       await callProvider(() =>
-        carrier.cancelShipment({ idempotencyKey: call.idempotencyKey, trackingNumber: booked.tracking_number }),
+        carrier.cancelShipment({
+          idempotencyKey: call.idempotencyKey,
+          trackingNumber: booked.tracking_number,
+        }),
       );
-      const entry = { idempotencyKey: call.idempotencyKey, workflowId: currentStep().workflowId, step: 'cancelShipment' };
+      const entry = {
+        idempotencyKey: call.idempotencyKey,
+        workflowId: currentStep().workflowId,
+        step: 'cancelShipment',
+      };
       await runOnce(pool, entry, async (tx) => {
         const cancelled = await tx.query(
           `UPDATE shipments SET status = 'CANCELLED', updated_at = now() WHERE order_id = $1 AND status = 'CREATED'`,

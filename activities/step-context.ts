@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ErrorTypes } from '../workflows/contracts';
+import { ProviderUnavailableError } from './providers/circuit-breaker';
 import { TransientProviderError } from './providers/types';
 
 /** Who is running: the workflow id and the attempt, from Temporal's activity context. */
@@ -17,8 +18,9 @@ export function currentStep(): { workflowId: string; attempt: number; signal: Ab
 
 /**
  * Runs a provider call while heartbeating, so a long call notices cancellation and a
- * dead worker is detected by the heartbeat timeout. Transient provider errors become
- * retryable failures with an explicit type string.
+ * dead worker is detected by the heartbeat timeout. Transient provider errors and calls
+ * refused by an open circuit breaker become retryable failures with an explicit type
+ * string (TransientProviderError, ProviderUnavailable): the saga's retry policy backs off.
  */
 export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const context = Context.current();
@@ -31,6 +33,9 @@ export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>)
     if (context.cancellationSignal.aborted) throw new CancelledFailure('activity cancelled');
     if (error instanceof TransientProviderError) {
       throw ApplicationFailure.retryable(error.message, ErrorTypes.TransientProviderError);
+    }
+    if (error instanceof ProviderUnavailableError) {
+      throw ApplicationFailure.retryable(error.message, ErrorTypes.ProviderUnavailable);
     }
     throw error;
   } finally {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
-import { ConfigError, duration, hostPort, integer, logLevel, optionalString, url, type Env } from '../lib/env';
+import { ConfigError, duration, hostPort, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
 
 export interface TemporalConnectionConfig {
   address: string;
@@ -50,6 +50,9 @@ export interface WorkerConfig {
   maxConcurrentWorkflowTasks: number;
   dbPoolSize: number;
   slowPaymentMs: number;
+  /** Payment bulkhead: activity slots and task-queue-wide activities per second (0 = no limit). */
+  payments: { maxConcurrentActivities: number; maxActivitiesPerSecond: number };
+  fraudDenyList: ReadonlySet<string>;
 }
 
 export function loadWorkerConfig(env: Env): WorkerConfig {
@@ -64,5 +67,10 @@ export function loadWorkerConfig(env: Env): WorkerConfig {
     maxConcurrentWorkflowTasks: integer(env, 'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, { min: 2, max: 10_000 }),
     dbPoolSize: integer(env, 'WORKER_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
     slowPaymentMs: duration(env, 'SIMULATED_SLOW_PAYMENT', '4s').ms,
+    payments: {
+      maxConcurrentActivities: integer(env, 'PAYMENT_MAX_CONCURRENT_ACTIVITIES', 20, { min: 1, max: 10_000 }),
+      maxActivitiesPerSecond: integer(env, 'PAYMENT_RATE_LIMIT_PER_SECOND', 0, { min: 0, max: 1_000_000 }),
+    },
+    fraudDenyList: new Set(list(env, 'FRAUD_DENY_LIST')),
   };
 }

@@ -3,7 +3,7 @@ import { createPool } from '../db/pool';
 import { loadOrExit } from '../lib/env';
 import { createLogger } from '../lib/logger';
 import { loadWorkerConfig } from './config';
-import { createSagaWorker } from './create-worker';
+import { createSagaWorkers } from './create-worker';
 
 async function main(): Promise<void> {
   const config = loadOrExit(() => loadWorkerConfig(process.env));
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     ...(config.temporal.tls ? { tls: config.temporal.tls } : {}),
     ...(config.temporal.apiKey ? { apiKey: config.temporal.apiKey } : {}),
   });
-  const worker = await createSagaWorker({
+  const workers = await createSagaWorkers({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.taskQueue,
@@ -25,12 +25,14 @@ async function main(): Promise<void> {
     slowPaymentMs: config.slowPaymentMs,
     maxConcurrentActivities: config.maxConcurrentActivities,
     maxConcurrentWorkflowTasks: config.maxConcurrentWorkflowTasks,
+    payments: config.payments,
+    fraudDenyList: config.fraudDenyList,
     ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
   });
   logger.info({ taskQueue: config.taskQueue, namespace: config.temporal.namespace }, 'worker started');
   // worker.run() resolves after SIGINT/SIGTERM (the SDK's default shutdown signals) once
   // running activities finish within shutdownGraceTime.
-  await worker.run();
+  await workers.run();
   await connection.close();
   await pool.end();
   logger.info('worker stopped');

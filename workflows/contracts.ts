@@ -5,6 +5,8 @@
 
 export const WORKFLOW_TYPE = 'orderSaga';
 export const DEFAULT_TASK_QUEUE = 'orders';
+/** Payment activities run on their own task queue (a bulkhead with its own slots and rate). */
+export const paymentTaskQueueFor = (taskQueue: string): string => `${taskQueue}-payments`;
 export const CURRENCY = 'USD';
 
 export const workflowIdFor = (orderId: string): string => `order-${orderId}`;
@@ -40,6 +42,7 @@ export const STEP_NAMES = [
   'createOrder',
   'reserveInventory',
   'approval',
+  'fraudScreening',
   'chargePayment',
   'createShipment',
   'completeOrder',
@@ -132,6 +135,14 @@ export interface OrderSagaResult {
 
 /** What a forward step reports: business refusals are returned, not thrown. */
 export type StepOutcome = { ok: true } | { ok: false; reason: FailureReason };
+
+/** Workflow versioning: each id guards one change with patched() (README, "Changing the saga safely"). */
+export const PATCHES = {
+  /** v2: payment activities moved to the payments task queue. */
+  paymentBulkhead: 'payment-bulkhead',
+  /** v2: fraud screening between the approval gate and the charge. */
+  fraudScreening: 'fraud-screening',
+} as const;
 
 export const QUERY_STATE = 'state';
 export const UPDATE_APPROVE = 'approve';

@@ -7,6 +7,7 @@ import {
   defineQuery,
   defineUpdate,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -19,6 +20,8 @@ import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
 import {
   ErrorTypes,
+  PATCHES,
+  paymentTaskQueueFor,
   QUERY_STATE,
   STEP_NAMES,
   stepKey,
@@ -199,12 +202,31 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       setStatus('PENDING');
     }
 
+    // v2: screen for fraud before any money moves. Runs started before this change
+    // (no marker in their history) replay without it.
+    if (patched(PATCHES.fraudScreening)) {
+      await forward('fraudScreening', () =>
+        steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [
+          { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents },
+        ]),
+      );
+    } else {
+      stepState('fraudScreening').status = 'SKIPPED';
+    }
+
+    // v2: payment calls go to the payments task queue, a bulkhead with its own worker
+    // slots and rate limit; the refund follows the charge.
+    const paymentQueue = patched(PATCHES.paymentBulkhead)
+      ? { taskQueue: paymentTaskQueueFor(workflowInfo().taskQueue) }
+      : {};
     undoBeforeRunning('chargePayment', 'refundPayment', () =>
-      compensations.refundPayment({ ...call('refundPayment'), chargeKey: stepKey(workflowId, 'chargePayment') }),
+      compensations.refundPayment.executeWithOptions({ ...COMPENSATION_OPTIONS, ...paymentQueue }, [
+        { ...call('refundPayment'), chargeKey: stepKey(workflowId, 'chargePayment') },
+      ]),
     );
     await forward('chargePayment', () =>
       steps.chargePayment.executeWithOptions(
-        { ...PAYMENT_OPTIONS, summary: `Charge ${dollars(input.totalCents)}` },
+        { ...PAYMENT_OPTIONS, ...paymentQueue, summary: `Charge ${dollars(input.totalCents)}` },
         [
           {
             ...call('chargePayment'),

@@ -15,6 +15,8 @@ import {
  *   tok_ok pays · tok_declined is declined · tok_flaky fails twice, then pays ·
  *   tok_slow hangs past the activity timeout once, then pays ·
  *   tok_refund_flaky pays, and its refund fails three times before it succeeds ·
+ *   tok_unavailable: every charge fails transiently (the gateway is down for it), so the
+ *   step exhausts its retries (step_timeout); nothing is charged, so its refund is a no-op ·
  *   any other token is declined (card not recognised) · country ZZ: the carrier refuses.
  * Like a real provider they keep their own idempotency records (table
  * simulated_provider_requests): the same key always gets the same answer, so a charge
@@ -81,6 +83,9 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
         token: paymentToken,
       });
       if (response) return response;
+      if (paymentToken === 'tok_unavailable') {
+        throw new TransientProviderError(`gateway unavailable (simulated, call ${calls})`);
+      }
       if (paymentToken === 'tok_flaky' && calls <= 2) {
         throw new TransientProviderError(`gateway unavailable (simulated, call ${calls})`);
       }
@@ -125,7 +130,11 @@ export function createSimulatedCarrier(pool: Pool): Carrier {
       const result: ShipmentResult =
         country === 'ZZ'
           ? { status: 'refused', reason: 'destination not served' }
-          : { status: 'created', carrier: 'SimPost', trackingNumber: reference('TRK', idempotencyKey).toUpperCase() };
+          : {
+              status: 'created',
+              carrier: 'SimPost',
+              trackingNumber: reference('TRK', idempotencyKey).toUpperCase(),
+            };
       return storeResponse(pool, 'carrier', idempotencyKey, result);
     },
     async cancelShipment({ idempotencyKey }) {

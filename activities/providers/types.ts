@@ -19,11 +19,14 @@ export interface PaymentGateway {
 }
 
 export type ShipmentResult =
-  | { status: 'created'; carrier: string; trackingNumber: string }
-  | { status: 'refused'; reason: string };
+  { status: 'created'; carrier: string; trackingNumber: string } | { status: 'refused'; reason: string };
 
 export interface Carrier {
-  createShipment(request: { idempotencyKey: string; country: string; postalCode: string }): Promise<ShipmentResult>;
+  createShipment(request: {
+    idempotencyKey: string;
+    country: string;
+    postalCode: string;
+  }): Promise<ShipmentResult>;
   cancelShipment(request: { idempotencyKey: string; trackingNumber: string }): Promise<void>;
 }
 

@@ -167,6 +167,7 @@ describe('POST /orders', () => {
         { name: 'createOrder', status: 'PENDING', attempts: 0 },
         { name: 'reserveInventory', status: 'PENDING', attempts: 0 },
         { name: 'approval', status: 'SKIPPED', attempts: 0 },
+        { name: 'fraudScreening', status: 'PENDING', attempts: 0 },
         { name: 'chargePayment', status: 'PENDING', attempts: 0 },
         { name: 'createShipment', status: 'PENDING', attempts: 0 },
         { name: 'completeOrder', status: 'PENDING', attempts: 0 },

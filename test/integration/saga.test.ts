@@ -1,4 +1,5 @@
-import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
+import { DENIED_CUSTOMER, startSagaHarness, type SagaHarness } from '../support/saga-harness';
+import { paymentTaskQueueFor } from '../../workflows/contracts';
 import type { OrderSagaState } from '../../workflows/contracts';
 
 /**
@@ -22,15 +23,17 @@ async function orderRow(orderId: string) {
   return rows[0]!;
 }
 async function paymentStatus(orderId: string): Promise<string> {
-  const { rows } = await saga.pool.query<{ status: string }>('SELECT status FROM payments WHERE order_id = $1', [
-    orderId,
-  ]);
+  const { rows } = await saga.pool.query<{ status: string }>(
+    'SELECT status FROM payments WHERE order_id = $1',
+    [orderId],
+  );
   return rows[0]?.status ?? 'NONE';
 }
 async function shipmentStatus(orderId: string): Promise<string> {
-  const { rows } = await saga.pool.query<{ status: string }>('SELECT status FROM shipments WHERE order_id = $1', [
-    orderId,
-  ]);
+  const { rows } = await saga.pool.query<{ status: string }>(
+    'SELECT status FROM shipments WHERE order_id = $1',
+    [orderId],
+  );
   return rows[0]?.status ?? 'NONE';
 }
 async function steps(orderId: string): Promise<Record<string, { status: string; attempts: number }>> {
@@ -44,7 +47,11 @@ async function steps(orderId: string): Promise<Record<string, { status: string; 
 describe('order saga', () => {
   it('when the card pays, then the order completes, stock leaves and the events tell the story', async () => {
     const order = await saga.startOrder({ paymentToken: 'tok_ok' });
-    await expect(order.result()).resolves.toEqual({ orderId: order.orderId, status: 'COMPLETED', failureReason: null });
+    await expect(order.result()).resolves.toEqual({
+      orderId: order.orderId,
+      status: 'COMPLETED',
+      failureReason: null,
+    });
     expect(await orderRow(order.orderId)).toEqual({ status: 'COMPLETED', failure_reason: null });
     expect(await paymentStatus(order.orderId)).toBe('CAPTURED');
     expect(await shipmentStatus(order.orderId)).toBe('CREATED');
@@ -57,19 +64,52 @@ describe('order saga', () => {
       'OrderCompleted',
     ]);
     const s = await steps(order.orderId);
-    expect(Object.values(s).map((step) => step.status)).toEqual([
-      'COMPLETED',
-      'COMPLETED',
-      'SKIPPED',
-      'COMPLETED',
-      'COMPLETED',
-      'COMPLETED',
+    expect(Object.entries(s).map(([name, step]) => `${name}:${step.status}`)).toEqual([
+      'createOrder:COMPLETED',
+      'reserveInventory:COMPLETED',
+      'approval:SKIPPED',
+      'fraudScreening:COMPLETED',
+      'chargePayment:COMPLETED',
+      'createShipment:COMPLETED',
+      'completeOrder:COMPLETED',
     ]);
+  });
+
+  it('when the payment runs, then it is scheduled on the payments task queue (the bulkhead)', async () => {
+    const order = await saga.startOrder({ paymentToken: 'tok_ok' });
+    await order.result();
+    const history = await order.handle.fetchHistory();
+    const scheduled = (history.events ?? [])
+      .map((event) => event.activityTaskScheduledEventAttributes)
+      .filter((attributes) => attributes?.activityType?.name === 'chargePayment');
+    expect(scheduled.map((attributes) => attributes?.taskQueue?.name)).toEqual([
+      paymentTaskQueueFor(saga.taskQueue),
+    ]);
+  });
+
+  it('when the customer is on the deny list, then the order fails with fraud_suspected before any charge', async () => {
+    const order = await saga.startOrder({ customerId: DENIED_CUSTOMER });
+    await expect(order.result()).resolves.toMatchObject({
+      status: 'FAILED',
+      failureReason: 'fraud_suspected',
+    });
+    expect(await paymentStatus(order.orderId)).toBe('NONE');
+    expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
+    expect(await saga.eventTypes(order.orderId)).toEqual([
+      'OrderCreated',
+      'InventoryReserved',
+      'InventoryReleased',
+      'OrderFailed',
+    ]);
+    expect((await steps(order.orderId)).fraudScreening!.status).toBe('FAILED');
   });
 
   it('when the card is declined, then it is not retried, the decline is recorded and stock returns', async () => {
     const order = await saga.startOrder({ paymentToken: 'tok_declined' });
-    await expect(order.result()).resolves.toMatchObject({ status: 'FAILED', failureReason: 'payment_declined' });
+    await expect(order.result()).resolves.toMatchObject({
+      status: 'FAILED',
+      failureReason: 'payment_declined',
+    });
     expect(await orderRow(order.orderId)).toEqual({ status: 'FAILED', failure_reason: 'payment_declined' });
     expect(await paymentStatus(order.orderId)).toBe('DECLINED');
     expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
@@ -86,7 +126,10 @@ describe('order saga', () => {
   it('when stock is short, then nothing is reserved and the order fails with insufficient_stock', async () => {
     await saga.putProduct('SKU-SCARCE', 500, 1);
     const order = await saga.startOrder({ items: [{ sku: 'SKU-SCARCE', quantity: 2 }] });
-    await expect(order.result()).resolves.toMatchObject({ status: 'FAILED', failureReason: 'insufficient_stock' });
+    await expect(order.result()).resolves.toMatchObject({
+      status: 'FAILED',
+      failureReason: 'insufficient_stock',
+    });
     expect(await saga.stock('SKU-SCARCE')).toEqual({ available: 1, reserved: 0 });
     expect(await paymentStatus(order.orderId)).toBe('NONE');
     expect(await saga.eventTypes(order.orderId)).toEqual(['OrderCreated', 'OrderFailed']);
@@ -97,7 +140,10 @@ describe('order saga', () => {
 
   it('when the carrier refuses, then the payment is refunded and stock released, in reverse order', async () => {
     const order = await saga.startOrder({ country: 'ZZ' });
-    await expect(order.result()).resolves.toMatchObject({ status: 'FAILED', failureReason: 'shipping_unavailable' });
+    await expect(order.result()).resolves.toMatchObject({
+      status: 'FAILED',
+      failureReason: 'shipping_unavailable',
+    });
     expect(await paymentStatus(order.orderId)).toBe('REFUNDED');
     expect(await shipmentStatus(order.orderId)).toBe('NONE');
     expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
@@ -134,7 +180,10 @@ describe('order saga', () => {
     expect(described.typedSearchAttributes.get({ name: 'OrderStatus', type: 'KEYWORD' } as never)).toBe(
       'REQUIRES_ATTENTION',
     );
-    await expect(order.result()).resolves.toMatchObject({ status: 'FAILED', failureReason: 'shipping_unavailable' });
+    await expect(order.result()).resolves.toMatchObject({
+      status: 'FAILED',
+      failureReason: 'shipping_unavailable',
+    });
     expect(await paymentStatus(order.orderId)).toBe('REFUNDED');
     expect((await saga.eventTypes(order.orderId)).filter((t) => t === 'PaymentRefunded')).toHaveLength(1);
   });
@@ -155,14 +204,20 @@ describe('order saga', () => {
       const order = await saga.startOrder({ requiresApproval: true });
       await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']);
       await order.handle.executeUpdate('reject');
-      await expect(order.result()).resolves.toMatchObject({ status: 'FAILED', failureReason: 'approval_rejected' });
+      await expect(order.result()).resolves.toMatchObject({
+        status: 'FAILED',
+        failureReason: 'approval_rejected',
+      });
       expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
       expect(await paymentStatus(order.orderId)).toBe('NONE');
     });
 
     it('when nobody decides in time, then the order fails with approval_timeout', async () => {
       const order = await saga.startOrder({ requiresApproval: true, approvalTimeout: '2s' });
-      await expect(order.result()).resolves.toMatchObject({ status: 'FAILED', failureReason: 'approval_timeout' });
+      await expect(order.result()).resolves.toMatchObject({
+        status: 'FAILED',
+        failureReason: 'approval_timeout',
+      });
       expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
     });
 

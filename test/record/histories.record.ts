@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import {
+  DENIED_CUSTOMER,
   startSagaHarness,
   type OrderOptions,
   type SagaHarness,
@@ -14,7 +15,7 @@ import {
  * (test/replay) replays them against the current workflow code, so a change that would
  * break sagas already running fails CI. Bump WORKFLOW_VERSION when the saga changes.
  */
-const WORKFLOW_VERSION = 'v1';
+const WORKFLOW_VERSION = 'v2'; // v2: fraud screening + payment bulkhead (patched)
 const OUT_DIR = path.resolve(__dirname, '..', 'histories');
 
 type Drive = (saga: SagaHarness, order: StartedOrder) => Promise<void>;
@@ -29,6 +30,7 @@ const PATHS: Array<{ name: string; order: OrderOptions; expect: string; drive?: 
     expect: 'FAILED/insufficient_stock',
     order: { items: [{ sku: 'SKU-NONE', quantity: 1 }] },
   },
+  { name: 'fraud-suspected', expect: 'FAILED/fraud_suspected', order: { customerId: DENIED_CUSTOMER } },
   { name: 'carrier-refused', expect: 'FAILED/shipping_unavailable', order: { country: 'ZZ' } },
   { name: 'payment-flaky', expect: 'COMPLETED', order: { paymentToken: 'tok_flaky' } },
   { name: 'payment-slow', expect: 'COMPLETED', order: { paymentToken: 'tok_slow' } },

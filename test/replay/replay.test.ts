@@ -53,11 +53,11 @@ test('every committed history replays against the current workflow code', async 
   expect(failures).toEqual([]);
 }, 60_000);
 
-/**
- * Proof that the band can fail: a copy of the workflow whose first two steps are swapped
- * (reserve stock before writing the order) must not replay the committed histories.
- */
-test('a workflow with two steps swapped fails replay with a determinism violation', async () => {
+/** Bundles a copy of workflows/ with `alter` applied to order-saga.ts and replays `histories` against it. */
+async function replayAltered(
+  alter: (source: string) => string,
+  histories: Awaited<ReturnType<typeof loadHistories>>,
+) {
   await mkdir(path.join(REPO_ROOT, '.data'), { recursive: true });
   const workDir = await mkdtemp(path.join(REPO_ROOT, '.data', 'replay-altered-'));
   try {
@@ -65,23 +65,48 @@ test('a workflow with two steps swapped fails replay with a determinism violatio
     await cp(path.join(REPO_ROOT, 'workflows'), altered, { recursive: true });
     const sagaFile = path.join(altered, 'order-saga.ts');
     const source = await readFile(sagaFile, 'utf8');
-    const swapped = source
-      .replace('steps.createOrder.executeWithOptions', 'steps.__FIRST__.executeWithOptions')
-      .replace('steps.reserveInventory.executeWithOptions', 'steps.createOrder.executeWithOptions')
-      .replace('steps.__FIRST__.executeWithOptions', 'steps.reserveInventory.executeWithOptions');
-    expect(swapped).not.toEqual(source);
-    await writeFile(sagaFile, swapped);
+    const changed = alter(source);
+    expect(changed).not.toEqual(source);
+    await writeFile(sagaFile, changed);
     const alteredBundle = await bundleWorkflowCode({ workflowsPath: altered, logger: quietLogger });
     const errors: unknown[] = [];
-    for await (const result of Worker.runReplayHistories(
-      { workflowBundle: alteredBundle },
-      await loadHistories(),
-    )) {
+    for await (const result of Worker.runReplayHistories({ workflowBundle: alteredBundle }, histories)) {
       errors.push(result.error);
     }
-    expect(errors.length).toBeGreaterThan(0);
-    for (const error of errors) expect(error).toBeInstanceOf(DeterminismViolationError);
+    return errors;
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Proof that the band can fail: a copy of the workflow whose first two steps are swapped
+ * (reserve stock before writing the order) must not replay the committed histories.
+ */
+test('a workflow with two steps swapped fails replay with a determinism violation', async () => {
+  const errors = await replayAltered(
+    (source) =>
+      source
+        .replace('steps.createOrder.executeWithOptions', 'steps.__FIRST__.executeWithOptions')
+        .replace('steps.reserveInventory.executeWithOptions', 'steps.createOrder.executeWithOptions')
+        .replace('steps.__FIRST__.executeWithOptions', 'steps.reserveInventory.executeWithOptions'),
+    await loadHistories(),
+  );
+  expect(errors.length).toBeGreaterThan(0);
+  for (const error of errors) expect(error).toBeInstanceOf(DeterminismViolationError);
+}, 60_000);
+
+/**
+ * The v2 changes are only safe because of their patched() guards: with the guards forced
+ * on, the histories recorded before the change (v1) that reach the changed steps no longer
+ * replay.
+ */
+test('without its patched() guards, the v2 workflow breaks the v1 histories that reach the change', async () => {
+  const v1 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v1'));
+  expect(v1.length).toBeGreaterThan(0);
+  const errors = await replayAltered((source) => source.replace(/patched\(PATCHES\.\w+\)/g, 'true'), v1);
+  const broken = errors.filter((error) => error instanceof DeterminismViolationError);
+  // Paths that stop before the fraud screening (out of stock, cancelled early, rejected…)
+  // never reach the change; every path that reaches the payment step must break.
+  expect(broken.length).toBeGreaterThanOrEqual(7);
 }, 60_000);

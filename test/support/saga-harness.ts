@@ -3,7 +3,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { NativeConnection, Runtime, makeTelemetryFilterString, type Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Pool } from '../../db/pool';
 import { withTransaction } from '../../db/tx';
 import { insertOrderIfAbsent } from '../../db/orders';
@@ -22,7 +22,7 @@ import {
   OrderStatusKey,
   OrderTotalCentsKey,
 } from '../../workflows/search-attributes';
-import { createSagaWorker } from '../../worker/create-worker';
+import { createSagaWorkers } from '../../worker/create-worker';
 import { createOutboxRelay } from '../../worker/relay';
 import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
 import { createLogger } from '../../lib/logger';
@@ -52,6 +52,7 @@ export interface SagaHarness {
 }
 
 export interface OrderOptions {
+  customerId?: string;
   paymentToken?: string;
   country?: string;
   items?: Array<{ sku: string; quantity: number }>;
@@ -69,6 +70,9 @@ export interface StartedOrder {
 
 let runtimeInstalled = false;
 
+/** A customer the harness worker's fraud screening refuses (FRAUD_DENY_LIST). */
+export const DENIED_CUSTOMER = 'c-fraudster';
+
 export async function startSagaHarness(options: { slowPaymentMs?: number } = {}): Promise<SagaHarness> {
   const env = stackEnv();
   if (!runtimeInstalled) {
@@ -81,13 +85,14 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
   const db = await createTestDatabase();
   const taskQueue = uniqueTaskQueue('saga');
   const nativeConnection = await NativeConnection.connect({ address: env.temporalAddress });
-  const worker: Worker = await createSagaWorker({
+  const worker = await createSagaWorkers({
     connection: nativeConnection,
     namespace: 'default',
     taskQueue,
     pool: db.pool,
     workflowBundlePath: env.workflowBundle,
     slowPaymentMs: options.slowPaymentMs ?? 4_000,
+    fraudDenyList: new Set([DENIED_CUSTOMER]),
   });
   const running = worker.run();
   const startedAt = new Date(Date.now() - 1_000);
@@ -138,7 +143,7 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
       };
       const input: OrderSagaInput = {
         orderId,
-        customerId: 'c-test',
+        customerId: order.customerId ?? 'c-test',
         items: lines,
         totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
         currency: CURRENCY,
