@@ -108,7 +108,10 @@ describe('activities are applied once per key', () => {
       currency: 'USD',
       paymentToken: 'tok_ok',
     };
-    await Promise.all([order.env(1).run(activities.chargePayment, call), order.env(2).run(activities.chargePayment, call)]);
+    await Promise.all([
+      order.env(1).run(activities.chargePayment, call),
+      order.env(2).run(activities.chargePayment, call),
+    ]);
     await order.env(3).run(activities.chargePayment, call);
     const { rows } = await db.pool.query('SELECT status FROM payments WHERE order_id = $1', [order.orderId]);
     expect(rows).toEqual([{ status: 'CAPTURED' }]);
@@ -128,11 +131,17 @@ describe('activities are applied once per key', () => {
       items: other.input.items,
       awaitApproval: false,
     });
-    const otherRelease = { orderId: other.orderId, idempotencyKey: stepKey(other.workflowId, 'releaseInventory') };
+    const otherRelease = {
+      orderId: other.orderId,
+      idempotencyKey: stepKey(other.workflowId, 'releaseInventory'),
+    };
     await other.env(1).run(activities.releaseInventory, otherRelease);
     await other.env(2).run(activities.releaseInventory, otherRelease);
     expect(await stock(other.sku)).toEqual({ available: 10, reserved: 0 });
-    expect((await outboxTypes(other.orderId)).map((r) => r.type)).toEqual(['InventoryReserved', 'InventoryReleased']);
+    expect((await outboxTypes(other.orderId)).map((r) => r.type)).toEqual([
+      'InventoryReserved',
+      'InventoryReleased',
+    ]);
   });
 
   it('when stock is short, then the refusal is recorded and replayed, and nothing moves', async () => {

@@ -49,7 +49,8 @@ describe('Saga', () => {
     saga.add({ name: 'first', run: () => Promise.resolve(void ran.push('first')) });
     saga.add({
       name: 'flaky',
-      run: () => (failuresLeft-- > 0 ? Promise.reject(new Error('down')) : Promise.resolve(void ran.push('flaky'))),
+      run: () =>
+        failuresLeft-- > 0 ? Promise.reject(new Error('down')) : Promise.resolve(void ran.push('flaky')),
     });
     await saga.compensate();
     expect(ran).toEqual(['flaky', 'first']);
@@ -64,7 +65,10 @@ describe('Saga', () => {
       attentionAfterFailures: 3,
       onAttention: (needed, name) => Promise.resolve(void attention.push([needed, name])),
     });
-    saga.add({ name: 'refund', run: () => (failuresLeft-- > 0 ? Promise.reject(new Error('x')) : Promise.resolve()) });
+    saga.add({
+      name: 'refund',
+      run: () => (failuresLeft-- > 0 ? Promise.reject(new Error('x')) : Promise.resolve()),
+    });
     await saga.compensate();
     expect(attention).toEqual([
       [true, 'refund'],
@@ -77,7 +81,10 @@ describe('Saga', () => {
     const onAttention = jest.fn(() => Promise.resolve());
     let failuresLeft = 2;
     const saga = new Saga(runtime, { attentionAfterFailures: 3, onAttention });
-    saga.add({ name: 'x', run: () => (failuresLeft-- > 0 ? Promise.reject(new Error('x')) : Promise.resolve()) });
+    saga.add({
+      name: 'x',
+      run: () => (failuresLeft-- > 0 ? Promise.reject(new Error('x')) : Promise.resolve()),
+    });
     await saga.compensate();
     expect(onAttention).not.toHaveBeenCalled();
   });
