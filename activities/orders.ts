@@ -3,7 +3,13 @@ import { findRecorded, runOnce } from '../db/ledger';
 import { insertOrderIfAbsent } from '../db/orders';
 import type { Pool } from '../db/pool';
 import { markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
-import type { FailureReason, OrderSagaInput, OrderStatus, StepOutcome } from '../workflows/contracts';
+import type {
+  FailureReason,
+  OrderSagaInput,
+  OrderStatus,
+  StepName,
+  StepOutcome,
+} from '../workflows/contracts';
 import { currentStep } from './step-context';
 
 export interface StepCall {
@@ -88,7 +94,12 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
      * order: the final status, OrderFailed or OrderCancelled, unreached steps SKIPPED.
      */
     cancelOrder: async (
-      call: StepCall & { outcome: 'FAILED' | 'CANCELLED'; failureReason: FailureReason | null },
+      call: StepCall & {
+        outcome: 'FAILED' | 'CANCELLED';
+        failureReason: FailureReason | null;
+        /** The step that ran out of retries or refused, shown FAILED (absent in v1 histories). */
+        failedStep?: StepName | null;
+      },
     ): Promise<void> => {
       await runOnce(pool, ledgerEntry(call, 'cancelOrder'), async (tx) => {
         const updated = await tx.query(
@@ -100,11 +111,12 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
         await tx.query(
           `UPDATE order_steps SET status = CASE
                WHEN name = 'createOrder' AND status = 'COMPLETED' THEN 'COMPENSATED'
+               WHEN name = $2 AND status IN ('PENDING', 'RUNNING') THEN 'FAILED'
                WHEN status IN ('PENDING', 'RUNNING') THEN 'SKIPPED'
                ELSE status END,
              updated_at = now()
             WHERE order_id = $1`,
-          [call.orderId],
+          [call.orderId, call.failedStep ?? null],
         );
         await appendEvent(
           tx,

@@ -49,7 +49,11 @@ const STEP_OPTIONS: ActivityOptions = {
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 // Payment calls a provider: shorter timeout, heartbeats so cancellation reaches it.
-const PAYMENT_OPTIONS: ActivityOptions = { ...STEP_OPTIONS, startToCloseTimeout: '3s', heartbeatTimeout: '2s' };
+const PAYMENT_OPTIONS: ActivityOptions = {
+  ...STEP_OPTIONS,
+  startToCloseTimeout: '3s',
+  heartbeatTimeout: '2s',
+};
 // After the point of no return the step must finish, however long the database is away.
 const PIVOT_OPTIONS: ActivityOptions = {
   ...STEP_OPTIONS,
@@ -94,13 +98,11 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     orderId,
     status: 'PENDING',
     failureReason: null,
-    steps: STEP_NAMES.map(
-      (name): StepState => ({
-        name,
-        status: name === 'approval' && !input.requiresApproval ? 'SKIPPED' : 'PENDING',
-        attempts: 0,
-      }),
-    ),
+    steps: STEP_NAMES.map((name): StepState => ({
+      name,
+      status: name === 'approval' && !input.requiresApproval ? 'SKIPPED' : 'PENDING',
+      attempts: 0,
+    })),
   };
   const stepState = (name: StepName): StepState => state.steps.find((s) => s.name === name)!;
   const setStatus = (status: OrderStatus): void => {
@@ -110,7 +112,10 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   };
   const recordStatus = async (status: OrderStatus): Promise<void> => {
     setStatus(status);
-    await bookkeeping.markOrderStatus({ orderId, status });
+    await bookkeeping.markOrderStatus.executeWithOptions(
+      { ...BOOKKEEPING_OPTIONS, summary: `Status ${status}` },
+      [{ orderId, status }],
+    );
   };
 
   // Approval arrives as an Update whose validator rejects it unless the order needs one
@@ -141,13 +146,27 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   );
 
   /** Runs a forward step; a refusal unwinds the saga. */
+  let failedStep: StepName | null = null;
   const forward = async (name: StepName, run: () => Promise<StepOutcome>): Promise<void> => {
     const step = stepState(name);
     step.status = 'RUNNING';
     step.attempts++;
-    const outcome = await run();
+    let outcome: StepOutcome;
+    try {
+      outcome = await run();
+    } catch (error) {
+      // Out of retries (or the step was cancelled): the saga unwinds from here.
+      if (!isCancellation(error)) {
+        step.status = 'FAILED';
+        failedStep = name;
+      }
+      throw error;
+    }
     step.status = outcome.ok ? 'COMPLETED' : 'FAILED';
-    if (!outcome.ok) throw new StepRefused(outcome.reason);
+    if (!outcome.ok) {
+      failedStep = name;
+      throw new StepRefused(outcome.reason);
+    }
   };
 
   /** Registers the undo of `name` before it runs; a no-op activity if nothing was done. */
@@ -166,11 +185,15 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
 
   let ending: { status: 'FAILED' | 'CANCELLED'; reason: FailureReason | null };
   try {
-    saga.add({
-      name: 'cancelOrder',
-      run: () =>
-        compensations.cancelOrder({ ...call('cancelOrder'), outcome: ending.status, failureReason: ending.reason }),
-    });
+    undoBeforeRunning('createOrder', 'cancelOrder', () =>
+      compensations.cancelOrder.executeWithOptions(
+        {
+          ...COMPENSATION_OPTIONS,
+          summary: `Close the order ${ending.status}${ending.reason ? ` (${ending.reason})` : ''}`,
+        },
+        [{ ...call('cancelOrder'), outcome: ending.status, failureReason: ending.reason, failedStep }],
+      ),
+    );
     await forward('createOrder', () =>
       steps.createOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Write the order' }, [
         { ...call('createOrder'), input },
@@ -178,7 +201,10 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     );
 
     undoBeforeRunning('reserveInventory', 'releaseInventory', () =>
-      compensations.releaseInventory(call('releaseInventory')),
+      compensations.releaseInventory.executeWithOptions(
+        { ...COMPENSATION_OPTIONS, summary: 'Release reserved stock' },
+        [call('releaseInventory')],
+      ),
     );
     await forward('reserveInventory', () =>
       steps.reserveInventory.executeWithOptions(
@@ -194,7 +220,10 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       const decided = await condition(() => decision !== undefined, input.approvalTimeout as Duration);
       const verdict = decided ? decision! : 'timed_out';
       gatePassed = true;
-      await bookkeeping.recordApproval({ ...call('approval'), decision: verdict });
+      await bookkeeping.recordApproval.executeWithOptions(
+        { ...BOOKKEEPING_OPTIONS, summary: `Record approval: ${verdict}` },
+        [{ ...call('approval'), decision: verdict }],
+      );
       stepState('approval').status = verdict === 'approved' ? 'COMPLETED' : 'FAILED';
       if (verdict !== 'approved') {
         throw new StepRefused(verdict === 'rejected' ? 'approval_rejected' : 'approval_timeout');
@@ -220,9 +249,14 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       ? { taskQueue: paymentTaskQueueFor(workflowInfo().taskQueue) }
       : {};
     undoBeforeRunning('chargePayment', 'refundPayment', () =>
-      compensations.refundPayment.executeWithOptions({ ...COMPENSATION_OPTIONS, ...paymentQueue }, [
-        { ...call('refundPayment'), chargeKey: stepKey(workflowId, 'chargePayment') },
-      ]),
+      compensations.refundPayment.executeWithOptions(
+        {
+          ...COMPENSATION_OPTIONS,
+          ...paymentQueue,
+          summary: `Refund ${dollars(input.totalCents)} if charged`,
+        },
+        [{ ...call('refundPayment'), chargeKey: stepKey(workflowId, 'chargePayment') }],
+      ),
     );
     await forward('chargePayment', () =>
       steps.chargePayment.executeWithOptions(
@@ -239,7 +273,10 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     );
 
     undoBeforeRunning('createShipment', 'cancelShipment', () =>
-      compensations.cancelShipment(call('cancelShipment')),
+      compensations.cancelShipment.executeWithOptions(
+        { ...COMPENSATION_OPTIONS, summary: 'Cancel the shipment if booked' },
+        [call('cancelShipment')],
+      ),
     );
     await forward('createShipment', () =>
       steps.createShipment.executeWithOptions(
@@ -265,6 +302,9 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
 
   state.failureReason = ending.reason;
   await saga.compensate();
+  for (const step of state.steps) {
+    if (step.status === 'PENDING' || step.status === 'RUNNING') step.status = 'SKIPPED';
+  }
   setStatus(ending.status);
   return { orderId, status: ending.status, failureReason: ending.reason };
 }

@@ -70,7 +70,10 @@ type ProviderAdapter<T> = { [K in keyof T]: (request: never) => Promise<unknown>
  * Returns `adapter` with every method guarded by one shared breaker (the adapter's calls
  * all reach the same provider, so they share its health).
  */
-export function withCircuitBreaker<T extends ProviderAdapter<T>>(adapter: T, options: CircuitBreakerOptions): T {
+export function withCircuitBreaker<T extends ProviderAdapter<T>>(
+  adapter: T,
+  options: CircuitBreakerOptions,
+): T {
   const policy = circuitBreaker(handleType(TransientProviderError), {
     breaker: new ConsecutiveBreaker(options.consecutiveFailures ?? BREAKER_DEFAULTS.consecutiveFailures),
     halfOpenAfter: options.halfOpenAfterMs ?? BREAKER_DEFAULTS.halfOpenAfterMs,
