@@ -1,4 +1,4 @@
-import { duration, integer, logLevel, url, type Env } from '../lib/env';
+import { duration, integer, logLevel, optionalString, url, type Env } from '../lib/env';
 
 /** Everything `npm run relay` reads from the environment (CONTRACT §6), read only here. */
 export interface RelayConfig {
@@ -10,6 +10,8 @@ export interface RelayConfig {
   maxAttempts: number;
   retentionMs: number;
   duplicateWindowMs: number;
+  /** Where GET /metrics is served (Prometheus text); undefined: no metrics server. */
+  metrics: { host: string; port: number } | undefined;
 }
 
 export function loadRelayConfig(env: Env): RelayConfig {
@@ -22,5 +24,12 @@ export function loadRelayConfig(env: Env): RelayConfig {
     maxAttempts: integer(env, 'RELAY_MAX_ATTEMPTS', 20, { min: 1, max: 1_000 }),
     retentionMs: duration(env, 'OUTBOX_RETENTION', '7d').ms,
     duplicateWindowMs: duration(env, 'NATS_DUPLICATE_WINDOW', '2h').ms,
+    metrics:
+      optionalString(env, 'RELAY_METRICS_PORT') === undefined
+        ? undefined
+        : {
+            host: optionalString(env, 'RELAY_METRICS_HOST', '127.0.0.1'),
+            port: integer(env, 'RELAY_METRICS_PORT', 0, { min: 1, max: 65_535 }),
+          },
   };
 }

@@ -1,11 +1,12 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { register } from 'prom-client';
+import { collectDefaultMetrics, register } from 'prom-client';
 import { createPool } from '../db/pool';
 import { loadOrExit } from '../lib/env';
 import { createLogger } from '../lib/logger';
 import { loadRelayConfig } from './relay-config';
 import { createOutboxRelay, DEFAULT_RELAY_OPTIONS, retryHorizonMs } from './relay';
+import { serveMetrics, type MetricsServer } from './relay-metrics-server';
 import { ensureOrdersStream, type NatsConnection } from './stream';
 
 /** `npm run relay`: one outbox relay process (several may run; one is active). */
@@ -37,6 +38,12 @@ async function main(): Promise<void> {
     );
   }
   const relay = createOutboxRelay({ pool, nats, logger, options, registry: register });
+  let metrics: MetricsServer | undefined;
+  if (config.metrics !== undefined) {
+    collectDefaultMetrics({ register });
+    metrics = await serveMetrics(register, config.metrics, logger);
+    logger.info({ url: `http://${config.metrics.host}:${metrics.port}/metrics` }, 'relay metrics served');
+  }
   await relay.start();
   // Hosts only, never credentials that a URL may carry.
   logger.info({ nats: hostOf(config.natsUrl), postgres: hostOf(config.databaseUrl) }, 'relay started');
@@ -47,11 +54,28 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'relay stopping');
     await relay.stop();
+    await metrics?.close();
     await nats.drain();
     await pool.end();
     logger.info('relay stopped');
     process.exit(0);
   };
+  // The client reconnects forever, so a closed connection means something final (e.g. its
+  // credentials were revoked): exit, and let the orchestrator restart the relay, rather
+  // than fail every batch from now on.
+  void nats
+    .closed()
+    .then(async (error) => {
+      if (stopping) return;
+      stopping = true;
+      logger.fatal(
+        { err: error instanceof Error ? error.message : undefined },
+        'NATS connection closed; exiting',
+      );
+      await relay.stop();
+      process.exit(1);
+    })
+    .catch(() => process.exit(1));
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.on(signal, () => {
       shutdown(signal).catch((error: unknown) => {

@@ -1,4 +1,4 @@
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import {
   CURRENCY,
   WORKFLOW_TYPE,
@@ -14,6 +14,9 @@ import {
 } from '../../workflows/search-attributes';
 import type { ApiConfig } from '../config';
 import type { CreateOrderBody } from '../schemas/orders';
+
+/** gRPC status NOT_FOUND: no workflow has this id. */
+const GRPC_NOT_FOUND = 5;
 
 /** How long the API waits for Temporal to accept a start before answering 503. */
 export const START_DEADLINE_MS = 5_000;
@@ -105,4 +108,36 @@ export async function startSaga(temporal: Client, config: ApiConfig, input: Orde
     if (error instanceof WorkflowExecutionAlreadyStartedError) return;
     throw error;
   }
+}
+
+/**
+ * The input of the saga already started for this order, or undefined when none was.
+ * An Idempotency-Key retry that takes over from a dead attempt asks this first: that
+ * attempt may have started the saga at prices since changed (or with a sku since removed),
+ * and the saga, which charges its own input, is the truth the response and the order row
+ * must show. Reads only the first history event, decoded with the client's converter
+ * (payload codecs included, in reverse order of encoding).
+ */
+export async function findStartedSagaInput(
+  temporal: Client,
+  orderId: string,
+): Promise<OrderSagaInput | undefined> {
+  let payloads;
+  try {
+    const response = await temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+      temporal.workflowService.getWorkflowExecutionHistory({
+        namespace: temporal.options.namespace,
+        execution: { workflowId: workflowIdFor(orderId) },
+        maximumPageSize: 1,
+      }),
+    );
+    payloads = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+  } catch (error) {
+    if (isGrpcServiceError(error) && (error.code as number) === GRPC_NOT_FOUND) return undefined;
+    throw error;
+  }
+  if (!payloads || payloads.length === 0) return undefined;
+  const { payloadConverter, payloadCodecs } = temporal.options.loadedDataConverter;
+  for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
+  return payloadConverter.fromPayload<OrderSagaInput>(payloads[0]!);
 }

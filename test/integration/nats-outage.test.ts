@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { connect } from '@nats-io/transport-node';
+import { appendEvent } from '../../db/outbox';
+import { withTransaction } from '../../db/tx';
+import type { ManagedProcess } from '../../scripts/stack';
+import type { EventType } from '../../workflows/contracts';
+import type { NatsConnection } from '../../worker/stream';
+import { createPrivateNats, type PrivateNats } from '../support/private-nats';
+import { startRelayProcess, waitUntilLeading } from '../support/relay-process';
+import { createTestDatabase } from '../support/stack';
+import { readStream } from '../support/stream';
+
+/**
+ * NATS goes away for 20 s while orders keep committing events (CONTRACT §5): the relay
+ * process (as `npm run relay` runs it) must ride it out, then deliver every event once, in
+ * order per order, parking none (an outage is not the events' fault). The NATS server is
+ * this file's own, so stopping it disturbs no other test.
+ */
+jest.setTimeout(90_000);
+
+const ORDERS = 20;
+const EVENTS_PER_ORDER: EventType[] = [
+  'OrderCreated',
+  'InventoryReserved',
+  'PaymentCaptured',
+  'ShipmentCreated',
+  'OrderCompleted',
+];
+const APPEND_EVERY_MS = 250; // 100 events over 25 s
+const OUTAGE_STARTS_AFTER_MS = 3_000;
+const OUTAGE_MS = 20_000;
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let dir: string;
+let nats: PrivateNats;
+let relay: ManagedProcess | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'nats-outage-'));
+  nats = await createPrivateNats(dir);
+  await nats.start();
+});
+
+afterAll(async () => {
+  await relay?.stop();
+  await nats?.stop();
+  await db?.drop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function count(sql: string, params: unknown[] = []): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${sql}`, params);
+  return rows[0]!.n;
+}
+
+test('when NATS is stopped for 20 s while events keep committing, then after its restart every event arrives exactly once, in order per order, and none is parked', async () => {
+  const startedAt = new Date(Date.now() - 1_000);
+  const orderIds = Array.from({ length: ORDERS }, () => randomUUID());
+  await db.pool.query(
+    `INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, shipping_address)
+     SELECT id, 'order-' || id, 'c-nats-outage', 'PENDING', 0, '{}' FROM unnest($1::uuid[]) AS t(id)`,
+    [orderIds],
+  );
+  relay = startRelayProcess({
+    databaseUrl: db.url,
+    natsUrl: nats.url,
+    logDir: dir,
+    // Few attempts: were outage errors counted against events, they would park within the outage.
+    env: { RELAY_POLL_INTERVAL: '100ms', RELAY_MAX_ATTEMPTS: '3' },
+    stopSignal: 'SIGTERM',
+  });
+  await waitUntilLeading(relay, db.pool);
+
+  // Round by round: every order gets its next event, one transaction each, every 250 ms.
+  const appending = (async () => {
+    for (const type of EVENTS_PER_ORDER) {
+      for (const orderId of orderIds) {
+        await withTransaction(db.pool, (tx) => appendEvent(tx, { orderId, type, data: {} }));
+        await delay(APPEND_EVERY_MS);
+      }
+    }
+  })();
+
+  await delay(OUTAGE_STARTS_AFTER_MS);
+  const publishedBeforeOutage = await count('outbox WHERE published_at IS NOT NULL');
+  await nats.stop();
+  await delay(OUTAGE_MS);
+  // The outage was real: events committed meanwhile, and none of them could be published.
+  const pendingAtRestart = await count('outbox WHERE published_at IS NULL');
+  expect(publishedBeforeOutage).toBeGreaterThan(0);
+  expect(pendingAtRestart).toBeGreaterThan(50);
+  expect(relay.hasExited()).toBe(false);
+  await nats.start();
+
+  await appending;
+  const deadline = Date.now() + 20_000;
+  while ((await count('outbox WHERE published_at IS NULL')) > 0) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `events still unpublished 20 s after the last append; relay log:\n${await relay.lastLines(30)}`,
+      );
+    }
+    await delay(100);
+  }
+
+  expect(await count('outbox')).toBe(ORDERS * EVENTS_PER_ORDER.length);
+  expect(await count('outbox WHERE parked_at IS NOT NULL')).toBe(0);
+  const reader = (await connect({ servers: nats.url })) as NatsConnection;
+  try {
+    const streamed = await readStream(reader, startedAt, orderIds);
+    const { rows: outbox } = await db.pool.query<{ id: string }>('SELECT id FROM outbox ORDER BY id');
+    expect(streamed.map((event) => event.body.id).sort()).toEqual(outbox.map((row) => row.id));
+    expect(streamed.filter((event) => event.msgId !== event.body.id)).toEqual([]);
+    for (const orderId of orderIds) {
+      expect(
+        streamed.filter((event) => event.body.aggregateId === orderId).map((event) => event.body.type),
+      ).toEqual(EVENTS_PER_ORDER);
+    }
+  } finally {
+    await reader.close();
+  }
+  expect(relay.hasExited()).toBe(false);
+  expect(await relay.stop()).toMatchObject({ code: 0 });
+});

@@ -1,0 +1,259 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { appendEvent } from '../../db/outbox';
+import { withTransaction } from '../../db/tx';
+import type { ManagedProcess } from '../../scripts/stack';
+import { choosePorts } from '../../scripts/stack';
+import { EVENT_TYPES, workflowIdFor } from '../../workflows/contracts';
+import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
+import { relayLockHolder, startRelayProcess, waitUntilLeading } from '../support/relay-process';
+import { createTestDatabase, stackEnv } from '../support/stack';
+import { readStream, type StreamedEvent } from '../support/stream';
+
+/**
+ * The relay process SIGKILLed again and again while events keep committing (CONTRACT §5:
+ * every committed event reaches the stream once, in order per order, even when the relay
+ * dies in between). The drill counts how often a kill landed after a publish and before its
+ * mark, and insists on at least once: that is the window the duplicate window covers.
+ */
+jest.setTimeout(120_000);
+
+const ORDERS = 40;
+const MIN_KILLS = 5;
+const MAX_KILLS = 12;
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let nats: NatsConnection;
+let logDir: string;
+const startedAt = new Date(Date.now() - 1_000);
+const running: ManagedProcess[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  nats = (await connect({ servers: stackEnv().natsUrl })) as NatsConnection;
+  await ensureOrdersStream(await jetstreamManager(nats));
+  logDir = await mkdtemp(path.join(os.tmpdir(), 'relay-crash-'));
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((relay) => relay.stop()));
+});
+
+afterAll(async () => {
+  await nats?.drain();
+  await db?.drop();
+  if (logDir) await rm(logDir, { recursive: true, force: true });
+});
+
+// ----------------------------------------------------------------------------- helpers
+
+function relayProcess(env: Record<string, string> = {}, stopSignal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL') {
+  const relay = startRelayProcess({
+    databaseUrl: db.url,
+    natsUrl: stackEnv().natsUrl,
+    logDir,
+    env,
+    stopSignal,
+  });
+  running.push(relay);
+  return relay;
+}
+
+async function insertOrders(count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => randomUUID());
+  await db.pool.query(
+    `INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, shipping_address)
+     SELECT id, 'order-' || id, 'c-relay-crash', 'PENDING', 0, '{}' FROM unnest($1::uuid[]) AS t(id)`,
+    [ids],
+  );
+  expect(ids.map(workflowIdFor)).toHaveLength(count);
+  return ids;
+}
+
+/** One committed transaction appending 1–3 events to a random order. */
+async function appendSome(orderIds: string[]): Promise<void> {
+  const orderId = orderIds[Math.floor(Math.random() * orderIds.length)]!;
+  const events = 1 + Math.floor(Math.random() * 3);
+  await withTransaction(db.pool, async (tx) => {
+    for (let i = 0; i < events; i++) {
+      const type = EVENT_TYPES[Math.floor(Math.random() * EVENT_TYPES.length)]!;
+      await appendEvent(tx, { orderId, type, data: { i } });
+    }
+  });
+}
+
+/** Appends from `loops` concurrent writers until stopped; resolves once they are all done. */
+function appendContinuously(orderIds: string[], loops: number, pauseMs: number) {
+  let stopped = false;
+  const writers = Array.from({ length: loops }, async () => {
+    while (!stopped) {
+      await appendSome(orderIds);
+      await delay(pauseMs);
+    }
+  });
+  return {
+    stop: async (): Promise<void> => {
+      stopped = true;
+      await Promise.all(writers);
+    },
+  };
+}
+
+async function markedIds(orderIds: string[]): Promise<Set<string>> {
+  const { rows } = await db.pool.query<{ id: string }>(
+    'SELECT id FROM outbox WHERE aggregate_id = ANY($1::uuid[]) AND published_at IS NOT NULL',
+    [orderIds],
+  );
+  return new Set(rows.map((row) => row.id));
+}
+
+async function waitUntil(
+  condition: () => Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+  relay?: ManagedProcess,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) {
+      const log = relay ? `; the relay's log:\n${await relay.lastLines(20)}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${log}`);
+    }
+    await delay(50);
+  }
+}
+
+/** Every outbox row of the orders on the stream exactly once, each order's in sequence order. */
+async function expectStreamMatchesOutbox(orderIds: string[]): Promise<StreamedEvent[]> {
+  const { rows: outbox } = await db.pool.query<{ id: string; aggregate_id: string; sequence: number }>(
+    'SELECT id, aggregate_id, sequence FROM outbox WHERE aggregate_id = ANY($1::uuid[])',
+    [orderIds],
+  );
+  const streamed = await readStream(nats, startedAt, orderIds);
+  const copies = new Map<string, number>();
+  for (const event of streamed) copies.set(event.body.id, (copies.get(event.body.id) ?? 0) + 1);
+  const duplicated = [...copies].filter(([, n]) => n > 1).map(([id]) => id);
+  const missing = outbox.filter((row) => !copies.has(row.id)).map((row) => row.id);
+  const ids = new Set(outbox.map((row) => row.id));
+  const unknown = [...copies.keys()].filter((id) => !ids.has(id));
+  const badMsgIds = streamed.filter((event) => event.msgId !== event.body.id).length;
+  expect({ duplicated, missing, unknown, badMsgIds }).toEqual({
+    duplicated: [],
+    missing: [],
+    unknown: [],
+    badMsgIds: 0,
+  });
+  for (const orderId of orderIds) {
+    const sequences = streamed.filter((e) => e.body.aggregateId === orderId).map((e) => e.body.sequence);
+    const expected = outbox.filter((row) => row.aggregate_id === orderId).length;
+    expect(sequences).toEqual(Array.from({ length: expected }, (_, i) => i + 1));
+  }
+  return streamed;
+}
+
+// ------------------------------------------------------------------------------- tests
+
+test('when the relay process is SIGKILLed mid-batch again and again while events commit, then every committed event is on the stream exactly once, in order per order', async () => {
+  const orderIds = await insertOrders(ORDERS);
+  for (let i = 0; i < 600; i++) await appendSome(orderIds); // a backlog, so every run is busy
+  const writers = appendContinuously(orderIds, 2, 10);
+  // Large batches: most of a batch's time is spent between its first PubAck and its mark,
+  // so a kill at a random moment mostly lands there.
+  const env = { RELAY_BATCH_SIZE: '200', RELAY_POLL_INTERVAL: '100ms' };
+
+  let kills = 0;
+  let killedBetweenPublishAndMark = 0;
+  try {
+    while (kills < MAX_KILLS && (kills < MIN_KILLS || killedBetweenPublishAndMark === 0)) {
+      const relay = relayProcess(env);
+      await waitUntilLeading(relay, db.pool);
+      const before = (await markedIds(orderIds)).size;
+      await waitUntil(
+        async () => (await markedIds(orderIds)).size > before,
+        30_000,
+        'the relay to publish',
+        relay,
+      );
+      await delay(50 + Math.random() * 400);
+      expect(relay.hasExited()).toBe(false); // it died of our kill, not of its own accord
+      await relay.stop(); // SIGKILL: no shutdown hook runs
+      kills++;
+      // The dead relay's session goes with its socket, and with it the lock.
+      await waitUntil(async () => (await relayLockHolder(db.pool)) === undefined, 10_000, 'the lock to go');
+      const marked = await markedIds(orderIds);
+      const streamed = await readStream(nats, startedAt, orderIds);
+      if (streamed.some((event) => !marked.has(event.body.id))) killedBetweenPublishAndMark++;
+    }
+  } finally {
+    await writers.stop();
+  }
+  expect(kills).toBeGreaterThanOrEqual(MIN_KILLS);
+  expect(killedBetweenPublishAndMark).toBeGreaterThan(0);
+
+  const survivor = relayProcess(env);
+  await waitUntilLeading(survivor, db.pool);
+  await waitUntil(
+    async () => {
+      const { rows } = await db.pool.query<{ pending: number }>(
+        'SELECT count(*)::int AS pending FROM outbox WHERE published_at IS NULL',
+      );
+      return rows[0]!.pending === 0;
+    },
+    30_000,
+    'the restarted relay to publish everything',
+    survivor,
+  );
+  const streamed = await expectStreamMatchesOutbox(orderIds);
+  expect(streamed.length).toBeGreaterThan(400);
+});
+
+test('when RELAY_METRICS_PORT is set, then the relay serves Prometheus metrics with unit-suffixed names, and stops cleanly on SIGTERM', async () => {
+  const [port] = await choosePorts('relay-metrics', [0]);
+  const relay = relayProcess({ RELAY_METRICS_PORT: String(port), RELAY_POLL_INTERVAL: '100ms' }, 'SIGTERM');
+  await waitUntilLeading(relay, db.pool);
+  const [orderId] = await insertOrders(1);
+  await withTransaction(db.pool, async (tx) => {
+    for (const type of ['OrderCreated', 'InventoryReserved', 'OrderFailed'] as const) {
+      await appendEvent(tx, { orderId: orderId!, type, data: {} });
+    }
+  });
+  await waitUntil(
+    async () => (await markedIds([orderId!])).size === 3,
+    30_000,
+    'the events to be published',
+    relay,
+  );
+
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await response.text();
+  const types = Object.fromEntries(
+    [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((match) => [match[1]!, match[2]!]),
+  );
+  expect(types).toMatchObject({
+    outbox_pending_events: 'gauge',
+    outbox_oldest_pending_age_seconds: 'gauge',
+    outbox_parked_events: 'gauge',
+    outbox_publish_lag_seconds: 'histogram',
+    outbox_published_total: 'counter',
+    outbox_publish_failures_total: 'counter',
+    outbox_publish_duplicates_total: 'counter',
+    outbox_relay_leader: 'gauge',
+    process_cpu_seconds_total: 'counter',
+  });
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  expect(value('outbox_pending_events')).toBe(0);
+  expect(value('outbox_oldest_pending_age_seconds')).toBe(0);
+  expect(value('outbox_published_total')).toBeGreaterThanOrEqual(3);
+  expect(value('outbox_publish_lag_seconds_count')).toBeGreaterThanOrEqual(3);
+  expect(value('outbox_relay_leader')).toBe(1);
+  expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+
+  expect(await relay.stop()).toMatchObject({ code: 0 });
+});

@@ -1,0 +1,50 @@
+import { ConfigError } from '../../lib/env';
+import { loadRelayConfig } from '../../worker/relay-config';
+
+/** `npm run relay`'s environment (CONTRACT §6), the metrics server in particular. */
+
+const REQUIRED = { DATABASE_URL: 'postgres://relay@db:5432/orders', NATS_URL: 'nats://nats:4222' };
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadRelayConfig({ ...REQUIRED, ...env });
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError, but the environment was accepted');
+}
+
+test('when only the required variables are set, then the documented defaults apply and no metrics server runs', () => {
+  expect(loadRelayConfig(REQUIRED)).toEqual({
+    databaseUrl: REQUIRED.DATABASE_URL,
+    natsUrl: REQUIRED.NATS_URL,
+    logLevel: 'info',
+    batchSize: 500,
+    pollIntervalMs: 500,
+    maxAttempts: 20,
+    retentionMs: 7 * 24 * 3_600_000,
+    duplicateWindowMs: 2 * 3_600_000,
+    metrics: undefined,
+  });
+});
+
+test('when RELAY_METRICS_PORT is set, then metrics are served on it, on 127.0.0.1 unless RELAY_METRICS_HOST says otherwise', () => {
+  expect(loadRelayConfig({ ...REQUIRED, RELAY_METRICS_PORT: '9464' }).metrics).toEqual({
+    host: '127.0.0.1',
+    port: 9464,
+  });
+  expect(
+    loadRelayConfig({ ...REQUIRED, RELAY_METRICS_PORT: '9464', RELAY_METRICS_HOST: '0.0.0.0' }).metrics,
+  ).toEqual({ host: '0.0.0.0', port: 9464 });
+});
+
+test('when RELAY_METRICS_PORT is blank, then it counts as unset', () => {
+  expect(loadRelayConfig({ ...REQUIRED, RELAY_METRICS_PORT: ' ' }).metrics).toBeUndefined();
+});
+
+test('when RELAY_METRICS_PORT is not a port, then the error names the variable', () => {
+  for (const value of ['http', '0', '65536', '-1', '94.64']) {
+    expect(configError({ RELAY_METRICS_PORT: value }).variable).toBe('RELAY_METRICS_PORT');
+  }
+});
