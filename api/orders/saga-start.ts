@@ -84,7 +84,11 @@ export function sagaDetails(input: OrderSagaInput): string {
  * (a retried request that reuses its order id) reaches the same run: USE_EXISTING while it
  * runs, REJECT_DUPLICATE once it has closed (a second saga for one order is never right).
  */
-export async function startSaga(temporal: Client, config: ApiConfig, input: OrderSagaInput): Promise<void> {
+export async function startSaga(
+  temporal: Client,
+  config: Pick<ApiConfig, 'taskQueue'>,
+  input: OrderSagaInput,
+): Promise<void> {
   const workflowId = workflowIdFor(input.orderId);
   try {
     await temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>

@@ -9,19 +9,13 @@ import { withTransaction } from '../../db/tx';
 import { insertOrderIfAbsent } from '../../db/orders';
 import {
   CURRENCY,
-  WORKFLOW_TYPE,
   workflowIdFor,
   type OrderSagaInput,
   type OrderSagaResult,
   type OrderStatus,
   type ShippingAddress,
 } from '../../workflows/contracts';
-import {
-  CustomerIdKey,
-  OrderIdKey,
-  OrderStatusKey,
-  OrderTotalCentsKey,
-} from '../../workflows/search-attributes';
+import { startSaga } from '../../api/orders/saga-start';
 import { createSagaWorkers } from '../../worker/create-worker';
 import { createOutboxRelay } from '../../worker/relay';
 import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
@@ -154,19 +148,9 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
         approvalTimeout: order.approvalTimeout ?? '24h',
       };
       const workflowId = workflowIdFor(orderId);
-      const handle = await client.workflow.start(WORKFLOW_TYPE, {
-        taskQueue,
-        workflowId,
-        args: [input],
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        typedSearchAttributes: [
-          { key: OrderIdKey, value: orderId },
-          { key: CustomerIdKey, value: input.customerId },
-          { key: OrderStatusKey, value: 'PENDING' },
-          { key: OrderTotalCentsKey, value: input.totalCents },
-        ],
-        staticSummary: `Test order · ${input.paymentToken}`,
-      });
+      // Started exactly as the API starts it (search attributes, summary, conflict policy).
+      await startSaga(client, { taskQueue }, input);
+      const handle = client.workflow.getHandle(workflowId);
       await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
       return {
         orderId,
