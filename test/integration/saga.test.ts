@@ -268,6 +268,37 @@ describe('order saga', () => {
       expect(events).toContain('InventoryReleased');
     });
 
+    it('when cancelled before the reservation completes, then nothing stays reserved and the order ends CANCELLED', async () => {
+      await saga.putProduct('SKU-LOCKED', 700, 5);
+      // Hold the product row so reserveInventory (SELECT … FOR UPDATE) blocks inside its
+      // transaction; NO KEY leaves the order lines' foreign-key checks free.
+      const blocker = await saga.pool.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query(`SELECT 1 FROM products WHERE sku = 'SKU-LOCKED' FOR NO KEY UPDATE`);
+        const order = await saga.startOrder({ items: [{ sku: 'SKU-LOCKED', quantity: 2 }] });
+        const deadline = Date.now() + 10_000;
+        while ((await steps(order.orderId)).reserveInventory?.status !== 'RUNNING' && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        await order.handle.cancel();
+        await blocker.query('ROLLBACK');
+        await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED', failureReason: null });
+        expect(await saga.stock('SKU-LOCKED')).toEqual({ available: 5, reserved: 0 });
+        expect(await paymentStatus(order.orderId)).toBe('NONE');
+        const events = await saga.eventTypes(order.orderId);
+        expect(events[0]).toBe('OrderCreated');
+        expect(events[events.length - 1]).toBe('OrderCancelled');
+        expect(events).not.toContain('PaymentCaptured');
+        // A reservation that committed despite the cancel is released again.
+        expect(events.filter((t) => t === 'InventoryReserved').length).toBe(
+          events.filter((t) => t === 'InventoryReleased').length,
+        );
+      } finally {
+        blocker.release();
+      }
+    });
+
     it('when cancelled twice, then the second request is harmless', async () => {
       const order = await saga.startOrder({ requiresApproval: true });
       await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']);
