@@ -1,0 +1,495 @@
+import {
+  classifyCommand,
+  cpuBetween,
+  parseCpuTotals,
+  parseProcStat,
+  ticksByRole,
+  type CpuSample,
+  type ProcStat,
+} from '../../bench/lib/procstat';
+import { formatMs, markdownTable, renderMarkdown } from '../../bench/lib/report';
+import type { BenchResult } from '../../bench/lib/result';
+import { parseResult, stringifyResult } from '../../bench/lib/result-json';
+import {
+  DEFAULT_BOUNDS,
+  judgeStep,
+  ladderFrom,
+  nextRate,
+  saturationOf,
+  type Probe,
+  type SearchOptions,
+  type Tried,
+} from '../../bench/lib/saturation';
+import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from '../../bench/lib/schedule';
+import { percentile, summarize } from '../../bench/lib/stats';
+import { stepMetrics, type OrderSample } from '../../bench/lib/step';
+import { escapeXml, linearTicks, logBounds, logTicks, renderChart } from '../../bench/lib/svg';
+
+/**
+ * The pure parts of `npm run bench` (bench/lib): the definitions behind every figure it
+ * prints. The bench itself runs end to end with `npm run bench -- --quick`.
+ */
+
+describe('percentiles', () => {
+  const oneToHundred = Array.from({ length: 100 }, (_, index) => index + 1);
+
+  it('are nearest-rank: always a measured value', () => {
+    expect(percentile(oneToHundred, 50)).toBe(50);
+    expect(percentile(oneToHundred, 95)).toBe(95);
+    expect(percentile(oneToHundred, 99)).toBe(99);
+    expect(percentile(oneToHundred, 100)).toBe(100);
+    expect(percentile(oneToHundred, 0)).toBe(1);
+    expect(percentile([10, 20, 30], 50)).toBe(20);
+    expect(percentile([10, 20, 30, 40], 50)).toBe(20);
+  });
+
+  it('of one sample is that sample, of none is NaN', () => {
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([], 50)).toBeNaN();
+  });
+
+  it('count an unfinished saga (Infinity) in the tail instead of dropping it', () => {
+    const latencies = [...Array.from({ length: 98 }, () => 100), Infinity, Infinity];
+    expect(summarize(latencies).p50).toBe(100);
+    expect(summarize(latencies).p99).toBe(Infinity);
+  });
+
+  it('summarize sorts its input and leaves it alone', () => {
+    const values = [30, 10, 20];
+    expect(summarize(values)).toEqual({ count: 3, min: 10, mean: 20, p50: 20, p95: 30, p99: 30, max: 30 });
+    expect(values).toEqual([30, 10, 20]);
+  });
+});
+
+describe('open-loop schedule', () => {
+  it('sends request i at i / rate seconds', () => {
+    expect(scheduledOffsetMs(0, 10)).toBe(0);
+    expect(scheduledOffsetMs(5, 10)).toBe(500);
+    expect(scheduledOffsetMs(3, 40)).toBe(75);
+  });
+
+  it('counts the requests due so far, the first at once', () => {
+    expect(dueCount(-1, 10, 100)).toBe(0);
+    expect(dueCount(0, 10, 100)).toBe(1);
+    expect(dueCount(99, 10, 100)).toBe(1);
+    expect(dueCount(100, 10, 100)).toBe(2);
+    expect(dueCount(999, 10, 100)).toBe(10);
+  });
+
+  it('catches up after a late timer but never sends more than the step holds', () => {
+    expect(dueCount(5_000, 10, 30)).toBe(30);
+    expect(dueCount(350, 20, 100)).toBe(8);
+  });
+
+  it('sizes a step and says how long to sleep', () => {
+    expect(requestCount(20, 12_000)).toBe(240);
+    expect(requestCount(0.01, 1_000)).toBe(1);
+    expect(msUntilDue(3, 10, 250)).toBe(50);
+    expect(msUntilDue(3, 10, 400)).toBe(0);
+  });
+});
+
+function sample(overrides: Partial<OrderSample>): OrderSample {
+  return {
+    dueAtMs: 0,
+    sentAtMs: 0,
+    acceptedAtMs: 5,
+    expected: 'COMPLETED',
+    status: 'COMPLETED',
+    doneAtMs: 100,
+    publishedAtMs: 110,
+    lagsMs: [],
+    ...overrides,
+  };
+}
+
+describe('step metrics', () => {
+  const window = { startedAtMs: 0, durationMs: 10_000, offeredPerS: 10 };
+
+  it('measure throughput and keeping up in the second half of the step', () => {
+    // 100 orders, one every 100 ms, each done 200 ms after it was due.
+    const samples = Array.from({ length: 100 }, (_, index) =>
+      sample({
+        dueAtMs: index * 100,
+        sentAtMs: index * 100 + 1,
+        acceptedAtMs: index * 100 + 6,
+        doneAtMs: index * 100 + 200,
+      }),
+    );
+    const metrics = stepMetrics(window, samples, {});
+    expect(metrics.sent).toBe(100);
+    expect(metrics.sentPerS).toBe(10);
+    expect(metrics.finished).toBe(100);
+    // Finished in [5 s, 10 s): the ones due from 4.8 s to 9.7 s.
+    expect(metrics.completedPerS).toBeCloseTo(10, 5);
+    expect(metrics.keepUp).toBeCloseTo(1, 5);
+    expect(metrics.post.p50).toBe(6);
+    expect(metrics.postFromSend.p50).toBe(5);
+    expect(metrics.sendDelay.p99).toBe(1);
+    expect(metrics.saga.p99).toBe(200);
+  });
+
+  it('see a backlog growing when sagas finish slower than they arrive', () => {
+    // Due every 100 ms, but each takes 100 ms more than the previous one.
+    const samples = Array.from({ length: 100 }, (_, index) =>
+      sample({ dueAtMs: index * 100, doneAtMs: index * 200 + 50 }),
+    );
+    const metrics = stepMetrics(window, samples, {});
+    expect(metrics.keepUp).toBeCloseTo(0.5, 1);
+    expect(metrics.completedPerS).toBeCloseTo(5, 0);
+  });
+
+  it('count failed requests and unexpected outcomes as errors, unfinished sagas as Infinity', () => {
+    const samples = [
+      sample({}),
+      sample({ status: 'FAILED', expected: 'COMPLETED' }),
+      sample({ expected: 'FAILED', status: 'FAILED' }),
+      sample({ status: undefined, doneAtMs: undefined, publishedAtMs: undefined }),
+      sample({ acceptedAtMs: undefined, status: undefined, doneAtMs: undefined }),
+    ];
+    const metrics = stepMetrics(window, samples, { 'HTTP 503': 1 });
+    expect(metrics.accepted).toBe(4);
+    expect(metrics.finished).toBe(3);
+    expect(metrics.unfinished).toBe(1);
+    expect(metrics.errors).toBe(2);
+    expect(metrics.errorKinds).toEqual({ 'HTTP 503': 1, 'saga ended FAILED (expected COMPLETED)': 1 });
+    expect(metrics.saga.max).toBe(Infinity);
+    expect(metrics.endToEnd.max).toBe(Infinity);
+  });
+
+  it('gather every event lag of the accepted orders', () => {
+    const metrics = stepMetrics(window, [sample({ lagsMs: [3, 5] }), sample({ lagsMs: [40] })], {});
+    expect(metrics.outboxLag).toMatchObject({ count: 3, p50: 5, max: 40 });
+  });
+});
+
+describe('saturation decision', () => {
+  const good = {
+    offeredPerS: 50,
+    sent: 600,
+    sentPerS: 50,
+    errors: 0,
+    unfinished: 0,
+    keepUp: 1,
+    saga: summarize([100, 200, 300]),
+  };
+
+  it('sustains a step within every bound', () => {
+    expect(judgeStep(good, DEFAULT_BOUNDS)).toEqual({ sustained: true, reasons: [] });
+  });
+
+  it('breaks on saga p99, a growing backlog, errors, unfinished sagas or a client that fell behind', () => {
+    const cases: Array<[Partial<typeof good>, RegExp]> = [
+      [{ saga: summarize([100, 2_000]) }, /saga p99 2000 ms > 1000 ms/],
+      [{ saga: summarize([100, Infinity]) }, /saga p99 unfinished/],
+      [{ saga: summarize([]) }, /saga p99/],
+      [{ keepUp: 0.8 }, /backlog grows/],
+      [{ errors: 1 }, /1 errors/],
+      [{ unfinished: 2 }, /2 sagas unfinished/],
+      [{ sentPerS: 40 }, /client sent only 40.0\/s of 50\/s/],
+      [{ sent: 0 }, /nothing was sent/],
+    ];
+    for (const [change, reason] of cases) {
+      const verdict = judgeStep({ ...good, ...change }, DEFAULT_BOUNDS);
+      expect(verdict.sustained).toBe(false);
+      expect(verdict.reasons.join('; ')).toMatch(reason);
+    }
+  });
+
+  it('allows errors up to the configured ratio', () => {
+    expect(judgeStep({ ...good, errors: 3 }, { ...DEFAULT_BOUNDS, maxErrorRatio: 0.01 }).sustained).toBe(
+      true,
+    );
+  });
+});
+
+describe('saturation search', () => {
+  const ladder = [10, 20, 40, 60, 80];
+  const options: SearchOptions = { refine: true, refineGap: 1.15, maxSteps: 10 };
+  const step = (offeredPerS: number, sustained: boolean, probe: Probe = 'ladder'): Tried => ({
+    offeredPerS,
+    sustained,
+    probe,
+  });
+
+  it('climbs at most by doubling, so a search that starts low does not jump to the next rung', () => {
+    expect(nextRate([step(1, true)], ladder, options)).toEqual({ ratePerS: 2, probe: 'ladder' });
+    expect(nextRate([step(1, true), step(2, true), step(4, true)], ladder, options)).toEqual({
+      ratePerS: 8,
+      probe: 'ladder',
+    });
+    expect(nextRate([step(8, true)], ladder, options)).toEqual({ ratePerS: 10, probe: 'ladder' });
+  });
+
+  it('climbs the ladder while steps are sustained, and stops at its top', () => {
+    expect(nextRate([], ladder, options)).toEqual({ ratePerS: 10, probe: 'ladder' });
+    expect(nextRate([step(10, true), step(20, true)], ladder, options)).toEqual({
+      ratePerS: 40,
+      probe: 'ladder',
+    });
+    expect(
+      nextRate(
+        ladder.map((rate) => step(rate, true)),
+        ladder,
+        options,
+      ),
+    ).toBeUndefined();
+  });
+
+  it('refines once between the last sustained rate and the first failed one', () => {
+    const tried = [step(10, true), step(20, true), step(40, false)];
+    expect(nextRate(tried, ladder, options)).toEqual({ ratePerS: 30, probe: 'refine' });
+    expect(nextRate([...tried, step(30, true, 'refine')], ladder, options)).toBeUndefined();
+    expect(nextRate([...tried, step(30, false, 'refine')], ladder, options)).toBeUndefined();
+    expect(nextRate(tried, ladder, { ...options, refine: false })).toBeUndefined();
+  });
+
+  it('does not refine a gap narrower than refineGap', () => {
+    expect(nextRate([step(60, true), step(65, false)], [60, 65], options)).toBeUndefined();
+  });
+
+  it('steps down by halves while nothing is sustained, then refines upward', () => {
+    expect(nextRate([step(10, false)], ladder, options)).toEqual({ ratePerS: 5, probe: 'down' });
+    expect(nextRate([step(10, false), step(5, false, 'down')], ladder, options)).toEqual({
+      ratePerS: 2,
+      probe: 'down',
+    });
+    expect(
+      nextRate([step(10, false), step(5, false, 'down'), step(2, false, 'down')], ladder, options),
+    ).toEqual({
+      ratePerS: 1,
+      probe: 'down',
+    });
+    expect(nextRate([step(1, false)], ladder, options)).toBeUndefined();
+    expect(nextRate([step(10, false), step(5, true, 'down')], ladder, options)).toEqual({
+      ratePerS: 8,
+      probe: 'refine',
+    });
+  });
+
+  it('stops at the step limit', () => {
+    expect(nextRate([step(10, true), step(20, true)], ladder, { ...options, maxSteps: 2 })).toBeUndefined();
+  });
+
+  it('reports the highest sustained step and the most productive one', () => {
+    const steps = [
+      { ...step(10, true), completedPerS: 10 },
+      { ...step(20, true), completedPerS: 19.8 },
+      { ...step(40, false), completedPerS: 26 },
+      { ...step(30, false, 'refine'), completedPerS: 25 },
+    ];
+    const { sustained, peak } = saturationOf(steps);
+    expect(sustained?.offeredPerS).toBe(20);
+    expect(peak?.offeredPerS).toBe(40);
+    expect(saturationOf([{ ...step(10, false), completedPerS: 3 }]).sustained).toBeUndefined();
+  });
+
+  it('starts a later search at a given rate, then follows the ladder', () => {
+    expect(ladderFrom(ladder, 36)).toEqual([36, 40, 60, 80]);
+    expect(ladderFrom(ladder, 40)).toEqual([40, 60, 80]);
+    expect(ladderFrom(ladder, 500)).toEqual([500]);
+    expect(ladderFrom(ladder, 0.2)).toEqual([1, 10, 20, 40, 60, 80]);
+  });
+});
+
+describe('CPU from /proc', () => {
+  it('parses a stat line whose command name holds spaces and parentheses', () => {
+    const line =
+      '4242 (postgres: a (b) c) S 4200 4242 4242 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 1 0 12345 1000 10 0';
+    expect(parseProcStat(line)).toEqual({ pid: 4242, comm: 'postgres: a (b) c', ppid: 4200, ticks: 210 });
+    expect(parseProcStat('garbage')).toBeUndefined();
+  });
+
+  it('reads busy and total ticks from the cpu line of /proc/stat', () => {
+    const text = 'cpu  100 5 50 800 20 1 2 3 0 0\ncpu0 50 2 25 400 10 0 1 1 0 0\nintr 1';
+    expect(parseCpuTotals(text)).toEqual({ busy: 161, iowait: 20, total: 981 });
+    expect(parseCpuTotals('nothing')).toBeUndefined();
+  });
+
+  it('tells the services apart by command line', () => {
+    expect(classifyCommand(['/usr/bin/node', '--import', 'tsx', 'api/server.ts'])).toBe('api');
+    expect(classifyCommand(['node', '--import', 'tsx', 'worker/main.ts'])).toBe('worker');
+    expect(classifyCommand(['node', '--import', 'tsx', 'worker/relay-main.ts'])).toBe('relay');
+    expect(classifyCommand(['/cache/temporal-1.5.1/temporal', 'server', 'start-dev', '--port', '1'])).toBe(
+      'temporal',
+    );
+    expect(classifyCommand(['/x/native/bin/postgres', '-D', '/tmp/pg'])).toBe('postgres');
+    expect(classifyCommand(['postgres: postgres orders 127.0.0.1(5) idle'])).toBeUndefined();
+    expect(classifyCommand(['/cache/nats-server', '-c', 'nats.conf'])).toBe('nats');
+    expect(classifyCommand(['bash'])).toBeUndefined();
+  });
+
+  it('adds each process to the service of its nearest classified ancestor, below the root only', () => {
+    const processes: ProcStat[] = [
+      { pid: 1, comm: 'init', ppid: 0, ticks: 1_000 },
+      { pid: 10, comm: 'node', ppid: 1, ticks: 500 }, // the bench (root)
+      { pid: 11, comm: 'postgres', ppid: 10, ticks: 40 },
+      { pid: 12, comm: 'postgres: backend', ppid: 11, ticks: 60 },
+      { pid: 13, comm: 'node', ppid: 10, ticks: 70 },
+      { pid: 14, comm: 'getconf', ppid: 10, ticks: 9 },
+      { pid: 20, comm: 'postgres', ppid: 1, ticks: 999 }, // someone else's
+    ];
+    const roles: Record<number, 'postgres' | 'api'> = { 11: 'postgres', 13: 'api', 20: 'postgres' };
+    expect(ticksByRole(processes, 10, (pid) => roles[pid])).toEqual({ postgres: 100, api: 70 });
+  });
+
+  it('turns two samples into CPU per service and the share used by other work', () => {
+    const at = (
+      atMs: number,
+      roles: CpuSample['roles'],
+      [busy, iowait, total]: [number, number, number],
+    ): CpuSample => ({
+      atMs,
+      roles,
+      machine: { busy, iowait, total },
+      msPerTick: 10,
+      cores: 2,
+    });
+    // 1 s on 2 cores = 200 ticks; 150 busy, of which our processes used 500 + 250 ms.
+    const report = cpuBetween(
+      at(0, { api: 100, temporal: 1_000 }, [0, 0, 0]),
+      at(1_000, { api: 600, temporal: 1_250 }, [150, 20, 200]),
+    );
+    expect(report.roles.api).toEqual({ ms: 500, pctOfCore: 50 });
+    expect(report.roles.temporal).toEqual({ ms: 250, pctOfCore: 25 });
+    expect(report.machineBusyPct).toBe(75);
+    expect(report.machineIowaitPct).toBe(10);
+    expect(report.foreignPct).toBeCloseTo(37.5, 5);
+  });
+});
+
+describe('SVG chart', () => {
+  it('picks round linear ticks and whole-decade log bounds', () => {
+    expect(linearTicks(0, 105)).toEqual([0, 20, 40, 60, 80, 100, 120]);
+    expect(linearTicks(0, 10)).toEqual([0, 2, 4, 6, 8, 10]);
+    expect(logBounds([3, 450])).toEqual({ min: 1, max: 1_000 });
+    expect(logBounds([])).toEqual({ min: 1, max: 10 });
+    expect(logTicks(1, 100)).toEqual([1, 2, 5, 10, 20, 50, 100]);
+  });
+
+  it('draws one polyline per series, and unfinished (infinite) points as hollow markers on the top edge', () => {
+    const svg = renderChart({
+      title: 'latency <p99> & rate',
+      xLabel: 'offered rate',
+      yLabel: 'ms',
+      series: [
+        {
+          name: 'p50',
+          color: '#111111',
+          points: [
+            { x: 20, y: 50 },
+            { x: 10, y: 40 },
+          ],
+        },
+        {
+          name: 'p99',
+          color: '#222222',
+          dashed: true,
+          points: [
+            { x: 10, y: 90 },
+            { x: 20, y: Infinity },
+          ],
+        },
+        { name: 'empty', color: '#333333', points: [] },
+      ],
+      markers: [{ x: 15, label: 'saturation' }],
+    });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+    expect(svg.match(/<circle [^>]*fill="#(111111|222222)"/g)).toHaveLength(3);
+    expect(svg.match(/<circle [^>]*fill="#ffffff" stroke="#222222"/g)).toHaveLength(1);
+    expect(svg).toContain('unfinished within the step');
+    expect(svg).toContain('latency &lt;p99&gt; &amp; rate');
+    expect(svg).toContain('stroke-dasharray="6 4"');
+    expect(svg).toContain('saturation');
+    expect(svg).not.toMatch(/NaN|Infinity/);
+    // Points are drawn left to right whatever order they came in.
+    const first = /<polyline[^>]*points="([\d.]+),/.exec(svg);
+    expect(Number(first?.[1])).toBeLessThan(400);
+  });
+
+  it('escapes every XML special character', () => {
+    expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;');
+  });
+});
+
+describe('report', () => {
+  it('formats latencies, with – for none and ∞ for unfinished', () => {
+    expect(formatMs(3.14159)).toBe('3.1');
+    expect(formatMs(123.6)).toBe('124');
+    expect(formatMs(Number.NaN)).toBe('–');
+    expect(formatMs(Infinity)).toBe('∞');
+  });
+
+  it('writes markdown tables with pipes escaped', () => {
+    expect(markdownTable(['a', 'b'], [['1', 'x|y']])).toBe('| a | b |\n| --- | --- |\n| 1 | x\\|y |');
+  });
+
+  it('renders a result with missing phases without throwing', () => {
+    const result: BenchResult = {
+      schema: 1,
+      mode: 'quick',
+      startedAt: '2025-01-01T00:00:00.000Z',
+      finishedAt: '2025-01-01T00:01:00.000Z',
+      durationS: 60,
+      machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, os: 'Linux', node: 'v20' },
+      contention: {
+        loadAverageAtStart: [2.5, 2, 1],
+        loadAverageAtEnd: [1, 1, 1],
+        foreignCpuPctMean: 40,
+        contended: true,
+      },
+      settings: {
+        bounds: DEFAULT_BOUNDS,
+        phaseOrder: [],
+        worker: {},
+        relay: {},
+        logLevel: 'info',
+        rateLimitMax: '1000000',
+        embedded: { postgres: true, temporal: true, nats: true },
+        workload: 'test',
+      },
+      saga: null,
+      idle: null,
+      happy: null,
+      half: null,
+      mix: null,
+      bare: null,
+      direct: [],
+      drain: null,
+      ratios: { sagaOverBare: null, sagaOverDirect: null },
+      cpuMsPerSaga: null,
+      cpuMsPerBareRun: null,
+      notes: ['a note'],
+    };
+    const markdown = renderMarkdown(result);
+    expect(markdown).toContain('Test CPU, 2 cores, 4 GiB');
+    expect(markdown).toContain('load average at start 2.50 2.00 1.00');
+    expect(markdown).toContain(
+      '**Contended run**: load average 2.50 at start on 2 cores; other work used on average 40%',
+    );
+    expect(markdown).toContain('- a note');
+  });
+});
+
+describe('result JSON', () => {
+  it('keeps unfinished latencies infinite and empty statistics NaN through a round trip', () => {
+    const result = {
+      idle: {
+        saga: { count: 2, min: 5, mean: Infinity, p50: 5, p95: Infinity, p99: Infinity, max: Infinity },
+      },
+      half: { post: { count: 0, min: NaN, mean: NaN, p50: NaN, p95: NaN, p99: NaN, max: NaN } },
+      ratios: { sagaOverBare: null },
+    } as unknown as BenchResult;
+    const text = stringifyResult(result);
+    expect(text).toContain('"p99": 1e999');
+    expect(text).toContain('"p50": null');
+    expect(JSON.parse(text)).toBeTruthy(); // still plain JSON
+    const back = parseResult(text);
+    expect(back.idle?.saga.p99).toBe(Infinity);
+    expect(back.idle?.saga.p50).toBe(5);
+    expect(back.half?.post.p50).toBeNaN();
+    expect(back.ratios.sagaOverBare).toBeNull();
+  });
+});
