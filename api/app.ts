@@ -1,15 +1,20 @@
 import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { REDACT_PATHS } from '../lib/logger';
+import type { Tracer } from '@opentelemetry/api';
+import { loggerOptions } from '../lib/logger';
 import type { ApiDeps } from './deps';
 import { logRequests } from './plugins/access-log';
 import { requireBearerToken } from './plugins/auth';
+import { refuseWhileClosing } from './plugins/draining';
 import { answerWithProblems } from './plugins/errors';
 import { acceptJsonBodiesOnly } from './plugins/json-body';
 import { exposeMetrics } from './plugins/metrics';
 import { documentApi } from './plugins/openapi';
+import { limitRequestRates } from './plugins/rate-limit';
 import { echoRequestId, requestIdFor } from './plugins/request-id';
+import { secureResponses } from './plugins/security';
+import { traceRequests } from './plugins/tracing';
 import { healthRoutes } from './routes/health';
 import { inventoryRoutes } from './routes/inventory';
 import { orderActionRoutes } from './routes/order-actions';
@@ -30,39 +35,56 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 export interface BuildAppOptions extends ApiDeps {
   /** A logger to use, `true` for one at config.logLevel, or false/absent for none (tests). */
   logger?: FastifyBaseLogger | boolean;
+  /**
+   * Tracing is on: a span per request. The Temporal client in `temporal` must carry the
+   * OpenTelemetry client interceptor (api/temporal.ts) for the saga to join the trace.
+   */
+  tracer?: Tracer;
 }
+
+/** Trusts the nearest `hops` proxies (what a number means to proxy-addr), typed for Fastify. */
+const trustHops =
+  (hops: number) =>
+  (_address: string, hop: number): boolean =>
+    hop < hops;
 
 /**
  * The whole HTTP API as a Fastify instance. It never listens, connects or reads the
  * environment: server.ts does that, tests call inject(). Route plugins load on ready().
  */
-export function buildApp({ logger = false, ...deps }: BuildAppOptions): App {
+export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): App {
   const app = Fastify({
     ...(typeof logger === 'boolean'
-      ? {
-          logger: logger && {
-            level: deps.config.logLevel,
-            redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-          },
-        }
+      ? { logger: logger && loggerOptions('api', deps.config.logLevel) }
       : { loggerInstance: logger }),
+    trustProxy:
+      typeof deps.config.trustProxy === 'number' ? trustHops(deps.config.trustProxy) : deps.config.trustProxy,
+    // plugins/draining.ts answers requests that arrive while closing, with a problem.
+    return503OnClosing: false,
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     genReqId: requestIdFor,
     // plugins/access-log.ts writes one line per request instead of Fastify's two.
-    logController: new LogController({ disableRequestLogging: true }),
+    // Every line of a request carries its id as `requestId`.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
   }).withTypeProvider<TypeBoxTypeProvider>();
   // TypeBox's compiler rather than Fastify's Ajv defaults, which strip unknown properties
   // instead of rejecting them and coerce body types ("2" is not a quantity). It still
   // coerces query strings and path params, and reports every error.
   app.setValidatorCompiler(TypeBoxValidatorCompiler);
 
+  // Hooks run in the order they are added here; plugins' hooks (helmet, CORS) after these,
+  // route-level ones (the rate limit) last. Auth refuses in preParsing, after all of them.
+  if (tracer) traceRequests(app, tracer);
   echoRequestId(app);
   logRequests(app);
   answerWithProblems(app, BODY_LIMIT_BYTES);
+  refuseWhileClosing(app);
   acceptJsonBodiesOnly(app);
   requireBearerToken(app, deps.config.apiTokens);
+  secureResponses(app, deps.config.corsOrigins);
+  limitRequestRates(app, deps.config.rateLimit);
   exposeMetrics(app);
   documentApi(app);
 

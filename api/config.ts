@@ -10,6 +10,7 @@ import {
   url,
   type Env,
 } from '../lib/env';
+import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
 
 export interface TemporalSettings {
@@ -35,6 +36,14 @@ export interface ApiConfig {
   approvalTimeout: string;
   idempotencyTtlHours: number;
   logLevel: string;
+  /** Requests per window per caller (bearer token, else client address). */
+  rateLimit: { max: number; windowMs: number };
+  /** Origins allowed to call the API from a browser; empty: no CORS headers at all. */
+  corsOrigins: string[];
+  /** Fastify's trustProxy: false, a hop count, or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | number | string[];
+  /** OpenTelemetry export; undefined: tracing off. */
+  tracing?: TracingSettings;
 }
 
 /** The API process's whole configuration; the only place in api/ that reads the environment. */
@@ -54,7 +63,64 @@ export function loadApiConfig(env: Env): ApiConfig {
     // The contract promises keys are kept at least a day.
     idempotencyTtlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, { min: 24, max: 24 * 365 }),
     logLevel: logLevel(env),
+    rateLimit: {
+      max: integer(env, 'RATE_LIMIT_MAX', 1_000, { min: 1, max: 1_000_000 }),
+      windowMs: duration(env, 'RATE_LIMIT_WINDOW', '1m').ms,
+    },
+    corsOrigins: corsOrigins(env),
+    trustProxy: trustProxy(env),
+    ...optionalTracing(env),
   };
+}
+
+function optionalTracing(env: Env): { tracing?: TracingSettings } {
+  const tracing = loadTracingSettings(env, 'order-saga-api');
+  return tracing ? { tracing } : {};
+}
+
+/** CORS_ORIGINS: comma-separated origins (scheme://host[:port]), or `*` for any. */
+function corsOrigins(env: Env): string[] {
+  const origins = list(env, 'CORS_ORIGINS');
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError('CORS_ORIGINS', `"${origin}" is not an origin such as https://app.example.com`);
+    }
+  }
+  if (origins.includes('*') && origins.length > 1) {
+    throw new ConfigError('CORS_ORIGINS', '* stands alone; list origins or use *');
+  }
+  return origins;
+}
+
+/**
+ * TRUST_PROXY: how many proxies sit in front (a number), or their addresses/CIDRs
+ * (comma-separated). Only then are X-Forwarded-For addresses used as the client address
+ * (for per-address rate limits); unset: the peer address.
+ */
+function trustProxy(env: Env): boolean | number | string[] {
+  const raw = optionalString(env, 'TRUST_PROXY');
+  if (raw === undefined || raw === 'false') return false;
+  if (/^\d+$/.test(raw)) return integer(env, 'TRUST_PROXY', 0, { min: 0, max: 100 });
+  const proxies = list(env, 'TRUST_PROXY');
+  for (const proxy of proxies) {
+    if (
+      !/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(proxy) &&
+      !['loopback', 'linklocal', 'uniquelocal'].includes(proxy)
+    ) {
+      throw new ConfigError(
+        'TRUST_PROXY',
+        `"${proxy}" is not an address, CIDR, loopback, linklocal or uniquelocal`,
+      );
+    }
+  }
+  return proxies;
 }
 
 function loadTemporalSettings(env: Env): TemporalSettings {

@@ -29,16 +29,24 @@ const codeOf = (error: unknown): string | undefined => {
   return typeof code === 'string' ? code : undefined;
 };
 
+/**
+ * Duck-typed rather than `instanceof Error`: socket errors come from Node's core, which may
+ * be another realm than this code (a vm context, as under Jest), where instanceof fails.
+ */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
+  if (typeof error !== 'object' || error === null) return false;
   const code = codeOf(error);
   if (code !== undefined) {
     // Class 08: connection exception.
     if (SOCKET_CODES.has(code) || PG_UNAVAILABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true;
   }
-  if (PG_UNAVAILABLE_MESSAGES.some((message) => error.message.includes(message))) return true;
+  const message = (error as { message?: unknown }).message;
+  if (typeof message === 'string' && PG_UNAVAILABLE_MESSAGES.some((text) => message.includes(text))) {
+    return true;
+  }
   // AggregateError (connecting to several addresses) carries the socket errors inside.
-  return error instanceof AggregateError && error.errors.some(isDatabaseUnavailable);
+  const inner = (error as { errors?: unknown }).errors;
+  return Array.isArray(inner) && inner.some(isDatabaseUnavailable);
 }
 
 // grpc status codes: CANCELLED 1, DEADLINE_EXCEEDED 4, RESOURCE_EXHAUSTED 8, UNAVAILABLE 14.

@@ -126,6 +126,15 @@ export const problems = {
       {},
       { 'retry-after': '1' },
     ),
+  tooManyRequests: (retryAfterSeconds: number) =>
+    new ProblemError(
+      429,
+      'too-many-requests',
+      'Too many requests',
+      `The rate limit for this caller is used up; retry in ${retryAfterSeconds} s.`,
+      {},
+      { 'retry-after': String(retryAfterSeconds) },
+    ),
   internal: () =>
     new ProblemError(500, 'internal-error', 'Internal server error', 'Something went wrong on our side.'),
   unavailable: (dependency: string) =>
@@ -136,5 +145,14 @@ export const problems = {
       `${dependency} is not reachable at the moment; retry later.`,
       {},
       { 'retry-after': String(RETRY_AFTER_SECONDS) },
+    ),
+  shuttingDown: () =>
+    new ProblemError(
+      503,
+      'service-unavailable',
+      'Service unavailable',
+      'This instance is shutting down; retry, another instance will answer.',
+      {},
+      { 'retry-after': '1', connection: 'close' },
     ),
 };

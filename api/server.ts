@@ -1,6 +1,7 @@
 import { createPool } from '../db/pool';
 import { loadOrExit } from '../lib/env';
 import { createLogger } from '../lib/logger';
+import { startOtlpTracing } from '../lib/tracing';
 import { buildApp } from './app';
 import { loadApiConfig } from './config';
 import { purgeExpiredKeys } from './queries/idempotency-keys';
@@ -14,9 +15,16 @@ const SHUTDOWN_GRACE_MS = 25_000;
 async function main(): Promise<void> {
   const config = loadOrExit(() => loadApiConfig(process.env));
   const logger = createLogger('api', config.logLevel);
+  const tracing = config.tracing ? startOtlpTracing(config.tracing) : undefined;
   const pool = createPool(config.databaseUrl, { max: config.dbPoolSize, applicationName: 'order-saga-api' });
-  const temporal = createTemporalClient(config.temporal);
-  const app = buildApp({ pool, temporal: temporal.client, config, logger });
+  const temporal = createTemporalClient(config.temporal, { traced: tracing !== undefined });
+  const app = buildApp({
+    pool,
+    temporal: temporal.client,
+    config,
+    logger,
+    ...(tracing ? { tracer: tracing.tracer } : {}),
+  });
 
   // Idempotency keys outlive IDEMPOTENCY_TTL_HOURS by at most an interval; every replica
   // purging is harmless (each batch deletes what is there).
@@ -43,11 +51,13 @@ async function main(): Promise<void> {
       logger.error('api did not stop within the grace period');
       process.exit(1);
     }, SHUTDOWN_GRACE_MS).unref();
-    // close() stops accepting connections and waits for in-flight requests to finish.
+    // close() stops accepting connections, answers requests arriving on open connections
+    // with 503 (plugins/draining.ts) and waits for those in flight to finish.
     app
       .close()
       .then(() => pool.end())
       .then(() => temporal.connection.close())
+      .then(() => tracing?.shutdown()) // flushes the last spans
       .then(() => {
         logger.info('api stopped');
         process.exit(0);
@@ -67,6 +77,9 @@ async function main(): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.taskQueue,
       auth: config.apiTokens.length > 0 ? 'bearer' : 'none',
+      rateLimit: config.rateLimit,
+      cors: config.corsOrigins.length > 0 ? config.corsOrigins : 'off',
+      tracing: tracing ? 'otlp' : 'off',
     },
     'api listening',
   );

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
 import { ConfigError, duration, hostPort, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 
 export interface TemporalConnectionConfig {
   address: string;
@@ -53,6 +54,15 @@ export interface WorkerConfig {
   /** Payment bulkhead: activity slots and task-queue-wide activities per second (0 = no limit). */
   payments: { maxConcurrentActivities: number; maxActivitiesPerSecond: number };
   fraudDenyList: ReadonlySet<string>;
+  /** How long running activities may take to finish once shutdown starts (SIGTERM). */
+  shutdownGraceMs: number;
+  /**
+   * Prometheus endpoints, each optional: `port` serves the saga metrics and the process's
+   * (prom-client), `sdkPort` the Temporal SDK's own (the Rust core's exporter).
+   */
+  metrics: { host: string; port?: number; sdkPort?: number };
+  /** OpenTelemetry export; undefined: tracing off. */
+  tracing?: TracingSettings;
 }
 
 export function loadWorkerConfig(env: Env): WorkerConfig {
@@ -72,5 +82,31 @@ export function loadWorkerConfig(env: Env): WorkerConfig {
       maxActivitiesPerSecond: integer(env, 'PAYMENT_RATE_LIMIT_PER_SECOND', 0, { min: 0, max: 1_000_000 }),
     },
     fraudDenyList: new Set(list(env, 'FRAUD_DENY_LIST')),
+    shutdownGraceMs: duration(env, 'WORKER_SHUTDOWN_GRACE', '10s').ms,
+    metrics: workerMetrics(env),
+    ...optionalTracing(env),
+  };
+}
+
+function optionalTracing(env: Env): { tracing?: TracingSettings } {
+  const tracing = loadTracingSettings(env, 'order-saga-worker');
+  return tracing ? { tracing } : {};
+}
+
+function workerMetrics(env: Env): WorkerConfig['metrics'] {
+  const port = (name: string): number | undefined =>
+    optionalString(env, name) === undefined ? undefined : integer(env, name, 0, { min: 1, max: 65_535 });
+  const metrics = {
+    host: optionalString(env, 'WORKER_METRICS_HOST', '127.0.0.1'),
+    port: port('WORKER_METRICS_PORT'),
+    sdkPort: port('WORKER_SDK_METRICS_PORT'),
+  };
+  if (metrics.port !== undefined && metrics.port === metrics.sdkPort) {
+    throw new ConfigError('WORKER_SDK_METRICS_PORT', 'must differ from WORKER_METRICS_PORT');
+  }
+  return {
+    host: metrics.host,
+    ...(metrics.port !== undefined ? { port: metrics.port } : {}),
+    ...(metrics.sdkPort !== undefined ? { sdkPort: metrics.sdkPort } : {}),
   };
 }

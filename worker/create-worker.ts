@@ -1,9 +1,37 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Tracer } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  makeWorkflowExporter,
+  OpenTelemetryActivityInboundInterceptor,
+  OpenTelemetryActivityOutboundInterceptor,
+} from '@temporalio/interceptors-opentelemetry';
+import {
+  NativeConnection,
+  Worker,
+  type ActivityInterceptorsFactory,
+  type WorkerOptions,
+} from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { withCircuitBreaker } from '../activities/providers/circuit-breaker';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../activities/providers/simulated';
 import type { Pool } from '../db/pool';
+import type { Logger } from '../lib/logger';
 import { paymentTaskQueueFor } from '../workflows/contracts';
+import { sagaObserver, type SagaMetrics } from './saga-observer';
+
+/** Bundled into the workflow code when tracing is on: RunWorkflow and StartActivity spans. */
+export const OTEL_WORKFLOW_INTERCEPTORS =
+  require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors');
+
+/** What the worker process observes the saga with (worker/main.ts); tests may leave it out. */
+export interface SagaObservability {
+  logger: Logger;
+  /** Saga metrics (worker/saga-observer.ts); without them only log lines. */
+  metrics?: SagaMetrics;
+  /** OpenTelemetry: spans for workflows and activities, joined to the trace that started the saga. */
+  tracing?: { tracer: Tracer; spanProcessor: SpanProcessor; resource: Resource };
+}
 
 export interface SagaWorkerOptions {
   connection: NativeConnection;
@@ -18,6 +46,9 @@ export interface SagaWorkerOptions {
   maxConcurrentWorkflowTasks?: number;
   /** The payments bulkhead: its own activity slots and a task-queue-wide rate limit. */
   payments?: { maxConcurrentActivities?: number; maxActivitiesPerSecond?: number };
+  /** How long running activities may take to finish once shutdown starts. Default 10 s. */
+  shutdownGraceMs?: number;
+  observability?: SagaObservability;
 }
 
 /** The saga's workers: one for workflows and saga steps, one bulkhead for payment calls. */
@@ -39,10 +70,42 @@ export async function createSagaWorkers(options: SagaWorkerOptions): Promise<Sag
     carrier: withCircuitBreaker(createSimulatedCarrier(options.pool), { name: 'carrier' }),
     ...(options.fraudDenyList ? { fraudDenyList: options.fraudDenyList } : {}),
   });
-  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> = options.workflowBundlePath
-    ? { workflowBundle: { codePath: options.workflowBundlePath } }
-    : { workflowsPath: require.resolve('../workflows') };
-  const common = { connection: options.connection, namespace: options.namespace, shutdownGraceTime: '10s' as const };
+  const { observability } = options;
+  const tracing = observability?.tracing;
+  // A prebuilt bundle has no room for the tracing workflow interceptors: bundle at start.
+  if (tracing && options.workflowBundlePath) {
+    observability.logger.warn(
+      { workflowBundlePath: options.workflowBundlePath },
+      'tracing is on: bundling the workflows with the OpenTelemetry interceptors instead of using the prebuilt bundle',
+    );
+  }
+  const workflows: Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> =
+    options.workflowBundlePath && !tracing
+      ? { workflowBundle: { codePath: options.workflowBundlePath } }
+      : { workflowsPath: require.resolve('../workflows') };
+
+  const activityInterceptors: ActivityInterceptorsFactory[] = [];
+  if (tracing) {
+    // Outermost, so the saga observer's log lines carry the activity's trace context.
+    activityInterceptors.push((ctx) => ({
+      inbound: new OpenTelemetryActivityInboundInterceptor(ctx, { tracer: tracing.tracer }),
+      outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+    }));
+  }
+  if (observability) {
+    activityInterceptors.push(
+      sagaObserver({
+        pool: options.pool,
+        ...(observability.metrics ? { metrics: observability.metrics } : {}),
+      }),
+    );
+  }
+
+  const common = {
+    connection: options.connection,
+    namespace: options.namespace,
+    shutdownGraceTime: options.shutdownGraceMs ?? 10_000,
+  };
   // The main queue keeps every activity registered, so runs that scheduled a payment there
   // before the bulkhead existed still complete.
   const main = await Worker.create({
@@ -50,6 +113,13 @@ export async function createSagaWorkers(options: SagaWorkerOptions): Promise<Sag
     taskQueue: options.taskQueue,
     activities,
     ...workflows,
+    interceptors: {
+      activity: activityInterceptors,
+      ...(tracing ? { workflowModules: [OTEL_WORKFLOW_INTERCEPTORS] } : {}),
+    },
+    ...(tracing
+      ? { sinks: { exporter: makeWorkflowExporter(tracing.spanProcessor, tracing.resource) } }
+      : {}),
     ...(options.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: options.maxConcurrentActivities } : {}),
     ...(options.maxConcurrentWorkflowTasks
       ? { maxConcurrentWorkflowTaskExecutions: options.maxConcurrentWorkflowTasks }
@@ -59,6 +129,7 @@ export async function createSagaWorkers(options: SagaWorkerOptions): Promise<Sag
     ...common,
     taskQueue: paymentTaskQueueFor(options.taskQueue),
     activities: { chargePayment: activities.chargePayment, refundPayment: activities.refundPayment },
+    interceptors: { activity: activityInterceptors },
     ...(options.payments?.maxConcurrentActivities
       ? { maxConcurrentActivityTaskExecutions: options.payments.maxConcurrentActivities }
       : {}),

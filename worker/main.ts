@@ -1,16 +1,41 @@
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createPool } from '../db/pool';
 import { loadOrExit } from '../lib/env';
 import { createLogger } from '../lib/logger';
+import { startOtlpTracing } from '../lib/tracing';
 import { loadWorkerConfig } from './config';
 import { createSagaWorkers } from './create-worker';
+// The relay's metrics endpoint is a plain prom-client server; the worker serves its own the same way.
+import { serveMetrics } from './relay-metrics-server';
+import { createSagaMetrics } from './saga-observer';
+import { temporalLogger } from './temporal-logger';
+
+/** `host:port`, with IPv6 hosts in brackets, as the Rust core's exporter binds it. */
+const bindAddress = (host: string, port: number): string =>
+  host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 
 async function main(): Promise<void> {
   const config = loadOrExit(() => loadWorkerConfig(process.env));
   const logger = createLogger('worker', config.logLevel);
+  const tracing = config.tracing ? startOtlpTracing(config.tracing) : undefined;
+  const { host, port, sdkPort } = config.metrics;
+  // Every line from the SDK, workflows, activities and the Rust core goes through pino.
   Runtime.install({
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+    logger: temporalLogger(logger),
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
+      ...(sdkPort !== undefined
+        ? { metrics: { prometheus: { bindAddress: bindAddress(host, sdkPort) } } }
+        : {}),
+    },
   });
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const metrics = createSagaMetrics(registry);
+  const metricsServer = port !== undefined ? await serveMetrics(registry, { host, port }, logger) : undefined;
+
   const pool = createPool(config.databaseUrl, { max: config.dbPoolSize, applicationName: 'order-saga-worker' });
   const connection = await NativeConnection.connect({
     address: config.temporal.address,
@@ -27,12 +52,25 @@ async function main(): Promise<void> {
     maxConcurrentWorkflowTasks: config.maxConcurrentWorkflowTasks,
     payments: config.payments,
     fraudDenyList: config.fraudDenyList,
+    shutdownGraceMs: config.shutdownGraceMs,
+    observability: { logger, metrics, ...(tracing ? { tracing } : {}) },
     ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
   });
-  logger.info({ taskQueue: config.taskQueue, namespace: config.temporal.namespace }, 'worker started');
+  logger.info(
+    {
+      taskQueue: config.taskQueue,
+      namespace: config.temporal.namespace,
+      ...(metricsServer ? { metrics: `http://${bindAddress(host, metricsServer.port)}/metrics` } : {}),
+      ...(sdkPort !== undefined ? { sdkMetrics: `http://${bindAddress(host, sdkPort)}/metrics` } : {}),
+      tracing: tracing ? 'otlp' : 'off',
+    },
+    'worker started',
+  );
   // worker.run() resolves after SIGINT/SIGTERM (the SDK's default shutdown signals) once
-  // running activities finish within shutdownGraceTime.
+  // running activities finish, within the shutdown grace time.
   await workers.run();
+  await metricsServer?.close();
+  await tracing?.shutdown(); // flushes the last spans
   await connection.close();
   await pool.end();
   logger.info('worker stopped');

@@ -1,10 +1,23 @@
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** What the order routes record; the rest of the saga's metrics come from the worker. */
+    orderMetrics: OrderMetrics;
+  }
+}
+
+export interface OrderMetrics {
+  /** A POST /orders answered 202 (not a replay): its saga was started. */
+  sagaStarted(requiresApproval: boolean): void;
+}
 
 /**
- * Prometheus metrics on GET /metrics: process defaults plus request durations by route
- * template (never the raw URL, which would explode cardinality), method and status.
- * One registry per app, so several apps (tests) can live in one process.
+ * Prometheus metrics on GET /metrics: process defaults, request durations by route
+ * template (never the raw URL, which would explode cardinality), method and status, and
+ * sagas started. One registry per app, so several apps (tests) can live in one process.
+ * Sagas finished, their duration and compensations are the worker's (worker/saga-metrics.ts).
  */
 export function exposeMetrics(app: FastifyInstance): void {
   const registry = new Registry();
@@ -16,6 +29,16 @@ export function exposeMetrics(app: FastifyInstance): void {
     buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
+  const sagasStarted = new Counter({
+    name: 'order_sagas_started_total',
+    help: 'Order sagas started by POST /orders (202 answers, replays excluded), by whether the order needs approval',
+    labelNames: ['requires_approval'] as const,
+    registers: [registry],
+  });
+  app.decorate('orderMetrics', {
+    sagaStarted: (requiresApproval: boolean) =>
+      sagasStarted.inc({ requires_approval: String(requiresApproval) }),
+  } satisfies OrderMetrics);
 
   app.addHook('onResponse', (request, reply, done) => {
     duration.observe(
@@ -29,7 +52,7 @@ export function exposeMetrics(app: FastifyInstance): void {
     done();
   });
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (_request, reply) => {
     const text = await registry.metrics();
     return reply.type(registry.contentType).send(text);
   });

@@ -28,6 +28,18 @@ export function documentApi(app: FastifyInstance): void {
         typeof json.$id === 'string' ? json.$id : `def-${index}`,
     },
   });
-  void app.register(swaggerUi, { routePrefix: '/docs' });
+  // The UI's own Content-Security-Policy replaces helmet's stricter default on its routes:
+  // scripts only from here (plus the hashes of its inline ones); inline styles allowed,
+  // which the UI sets from script (a hash cannot cover those, and a hash in style-src would
+  // switch 'unsafe-inline' off); no upgrade-insecure-requests, so the UI also works when
+  // served over plain HTTP by a host other than localhost (docker compose).
+  void app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    transformStaticCSP: (header) =>
+      header
+        .replace(/style-src [^;]*/, "style-src 'self' 'unsafe-inline' https:")
+        .replace(/\s*upgrade-insecure-requests;?/, ''),
+  });
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 }

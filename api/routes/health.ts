@@ -1,6 +1,10 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from '../deps';
+import { problemContent, problemResponse } from '../schemas/common';
 import { Health, Readiness } from '../schemas/health';
+
+/** Probes are never rate limited: an orchestrator must always get an answer. */
+const PROBE = { rateLimit: false } as const;
 
 /** A readiness probe must answer quickly even when a dependency hangs. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -26,10 +30,12 @@ export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool,
     {
       schema: {
         summary: 'Liveness: 200 while the process runs',
+        description: 'A process that is shutting down answers 503 (problem), like every route.',
         tags: ['operations'],
         security: [],
-        response: { 200: Health },
+        response: { 200: Health, 503: problemResponse(503) },
       },
+      config: PROBE,
     },
     () => ({ status: 'ok' as const }),
   );
@@ -39,10 +45,19 @@ export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool,
     {
       schema: {
         summary: 'Readiness: 200 when Postgres and Temporal answer, else 503',
+        description:
+          '503 names each dependency that is down (checks), or is a problem when this instance is shutting down.',
         tags: ['operations'],
         security: [],
-        response: { 200: Readiness, 503: Readiness },
+        response: {
+          200: Readiness,
+          503: {
+            description: 'Not ready: a dependency is down, or the instance is shutting down',
+            content: { 'application/json': { schema: Readiness }, ...problemContent },
+          },
+        },
       },
+      config: PROBE,
     },
     async (_request, reply) => {
       const [postgres, temporalState] = await Promise.all([

@@ -35,7 +35,7 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
           'CANCELLED. Asking again is accepted again. An order past its point of no return completes.',
         tags: ['orders'],
         params: OrderIdParams,
-        response: { 202: CancelAccepted, ...problemResponses(404, 409) },
+        response: { 202: CancelAccepted, ...problemResponses(404, 409, 413, 415) },
       },
     },
     async (request, reply) => {
@@ -66,7 +66,7 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
               : 'The saga releases the stock and ends FAILED with approval_rejected.',
           tags: ['orders'],
           params: OrderIdParams,
-          response: { 202: DecisionAccepted, ...problemResponses(404, 409) },
+          response: { 202: DecisionAccepted, ...problemResponses(404, 409, 413, 415) },
         },
       },
       async (request, reply) => {

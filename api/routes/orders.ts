@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from '../../db/pool';
 import type { ApiDeps } from '../deps';
 import { acceptOrder } from '../orders/accept-order';
@@ -65,6 +65,14 @@ async function settleKeyAfterFailure(pool: Pool, ref: KeyRef, error: unknown, lo
 
 export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, done) => {
   const { pool, config } = deps;
+
+  /** A saga started: counted, logged with its ids, answered 202. */
+  const accepted = (request: FastifyRequest, reply: FastifyReply, order: OrderAccepted) => {
+    request.orderId = order.orderId;
+    app.orderMetrics.sagaStarted(order.totalCents >= config.approvalThresholdCents);
+    request.log.info({ orderId: order.orderId, workflowId: order.workflowId }, 'order accepted');
+    return reply.code(202).header('location', order.links.self).send(order);
+  };
   app.post(
     '/orders',
     {
@@ -88,8 +96,11 @@ export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, do
       rejectDuplicateSkus(body.items);
       const key = request.headers['idempotency-key'];
       if (key === undefined) {
-        const accepted = await acceptOrder(deps, { body, orderId: randomUUID(), correlationId: request.id });
-        return reply.code(202).header('location', accepted.links.self).send(accepted);
+        return accepted(
+          request,
+          reply,
+          await acceptOrder(deps, { body, orderId: randomUUID(), correlationId: request.id }),
+        );
       }
 
       const ref = { scope: request.caller, key };
@@ -100,16 +111,17 @@ export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, do
         case 'in-flight':
           throw problems.idempotencyKeyInUse();
         case 'done':
+          if (claim.status === 202) request.orderId = (claim.body as OrderAccepted).orderId;
           return replay(reply, claim.status, claim.body);
       }
       try {
-        const accepted = await acceptOrder(deps, {
+        const order = await acceptOrder(deps, {
           body,
           orderId: claim.orderId,
           correlationId: request.id,
           idempotency: { ref, resumed: claim.resumed },
         });
-        return reply.code(202).header('location', accepted.links.self).send(accepted);
+        return accepted(request, reply, order);
       } catch (error) {
         await settleKeyAfterFailure(pool, ref, error, request.log);
         throw error;

@@ -55,20 +55,33 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   413: 'Body larger than 64 KiB',
   415: 'Body is not application/json',
   422: 'Unprocessable',
+  429: 'Rate limit used up (per bearer token, else per client address); see Retry-After',
   500: 'Internal error',
-  503: 'A dependency is unavailable; see Retry-After',
+  503: 'A dependency is unavailable, or this instance is shutting down; see Retry-After',
 };
 
-/** Problem responses every route may give (400, 401, 500, 503), plus the ones named. */
+/** Statuses whose problems say when to come back. */
+const RETRY_AFTER_STATUSES = new Set([409, 429, 503]);
+const RetryAfter = {
+  'Retry-After': { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying' },
+};
+
+export const problemContent = { 'application/problem+json': { schema: Type.Ref('Problem') } };
+
+/** One problem response, with Retry-After documented where it is sent. */
+export function problemResponse(status: number) {
+  return {
+    description: PROBLEM_DESCRIPTIONS[status] ?? 'Problem',
+    ...(RETRY_AFTER_STATUSES.has(status) ? { headers: RetryAfter } : {}),
+    content: problemContent,
+  };
+}
+
+/**
+ * Problem responses every API route may give (400, 401, 429, 500, 503), plus the ones named.
+ * Routes that take a body add 413 and 415.
+ */
 export function problemResponses(...statuses: number[]) {
-  const all = [...new Set([400, 401, ...statuses, 500, 503])];
-  return Object.fromEntries(
-    all.map((status) => [
-      status,
-      {
-        description: PROBLEM_DESCRIPTIONS[status] ?? 'Problem',
-        content: { 'application/problem+json': { schema: Type.Ref('Problem') } },
-      },
-    ]),
-  );
+  const all = [...new Set([400, 401, ...statuses, 429, 500, 503])].sort((a, b) => a - b);
+  return Object.fromEntries(all.map((status) => [status, problemResponse(status)]));
 }
