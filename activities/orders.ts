@@ -1,10 +1,11 @@
 import { appendEvent } from '../db/outbox';
 import { findRecorded, runOnce } from '../db/ledger';
 import { insertOrderIfAbsent } from '../db/orders';
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
 import { markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
 import type {
   FailureReason,
+  OrderLine,
   OrderSagaInput,
   OrderStatus,
   StepName,
@@ -108,6 +109,10 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
           [call.orderId, call.outcome, call.outcome === 'FAILED' ? call.failureReason : null],
         );
         if (updated.rowCount === 0) return null; // the order never got written, or is already final
+        // A cancel that reached the saga before createOrder ran: the API wrote the order, but
+        // no step announced it. Announce it first, so every order's events start with
+        // OrderCreated (CONTRACT §3, §5) and no consumer hears of an order it never saw.
+        await announceIfSilent(tx, call.orderId);
         await tx.query(
           `UPDATE order_steps SET status = CASE
                WHEN name = 'createOrder' AND status = 'COMPLETED' THEN 'COMPENSATED'
@@ -133,4 +138,37 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
       await setOrderStatus(pool, call.orderId, call.status);
     },
   };
+}
+
+/** Appends OrderCreated, from the stored order, when the order has no event yet. */
+async function announceIfSilent(tx: PoolClient, orderId: string): Promise<void> {
+  const { rows } = await tx.query<{
+    customer_id: string;
+    total_cents: number;
+    currency: string;
+    requires_approval: boolean;
+    items: OrderLine[];
+  }>(
+    `SELECT o.customer_id, o.total_cents, o.currency,
+            EXISTS (SELECT 1 FROM order_steps s
+                     WHERE s.order_id = o.id AND s.name = 'approval' AND s.status <> 'SKIPPED') AS requires_approval,
+            (SELECT coalesce(json_agg(json_build_object(
+                      'sku', i.sku, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line), '[]')
+               FROM order_items i WHERE i.order_id = o.id) AS items
+       FROM orders o WHERE o.id = $1 AND o.event_seq = 0`,
+    [orderId],
+  );
+  const order = rows[0];
+  if (!order) return;
+  await appendEvent(tx, {
+    orderId,
+    type: 'OrderCreated',
+    data: {
+      customerId: order.customer_id,
+      items: order.items,
+      totalCents: order.total_cents,
+      currency: order.currency,
+      requiresApproval: order.requires_approval,
+    },
+  });
 }

@@ -7,8 +7,9 @@ import type { ApiDeps } from './deps';
 import { logRequests } from './plugins/access-log';
 import { requireBearerToken } from './plugins/auth';
 import { refuseWhileClosing } from './plugins/draining';
-import { answerWithProblems } from './plugins/errors';
+import { answerFrameworkErrors, answerWithProblems } from './plugins/errors';
 import { acceptJsonBodiesOnly } from './plugins/json-body';
+import { refuseNulCharacters } from './plugins/no-nul';
 import { exposeMetrics } from './plugins/metrics';
 import { documentApi } from './plugins/openapi';
 import { limitRequestRates } from './plugins/rate-limit';
@@ -62,6 +63,9 @@ export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): 
     // plugins/draining.ts answers requests that arrive while closing, with a problem.
     return503OnClosing: false,
     bodyLimit: BODY_LIMIT_BYTES,
+    // Router errors (a malformed %-escape, a path parameter over 100 characters) answer with
+    // a problem like every other error, not with Fastify's default JSON.
+    frameworkErrors: answerFrameworkErrors(BODY_LIMIT_BYTES),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     genReqId: requestIdFor,
@@ -83,6 +87,7 @@ export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): 
   refuseWhileClosing(app);
   acceptJsonBodiesOnly(app);
   requireBearerToken(app, deps.config.apiTokens);
+  refuseNulCharacters(app);
   secureResponses(app, deps.config.corsOrigins);
   limitRequestRates(app, deps.config.rateLimit);
   exposeMetrics(app);

@@ -8,11 +8,14 @@ import type { PoolClient } from './pool';
  * this; whichever runs second changes nothing. Returns true when this call created it.
  */
 export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput): Promise<boolean> {
+  // No conflict target: the API and createOrder may insert the same order at the same moment,
+  // and the conflict can surface on workflow_id (unique too) rather than id; either means
+  // "already there". With `ON CONFLICT (id)` the workflow_id one is an error (a 500).
   const created = await tx.query(
     `INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, currency, shipping_address,
                          correlation_id)
      VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7)
-     ON CONFLICT (id) DO NOTHING`,
+     ON CONFLICT DO NOTHING`,
     [
       input.orderId,
       workflowIdFor(input.orderId),

@@ -18,6 +18,13 @@ export async function withTransaction<T>(
   for (let attempt = 1; ; attempt++) {
     const client = await pool.connect();
     let broken = false;
+    // pg-pool takes its 'error' listener off a client it hands out, and a connection lost
+    // while we hold the client (Postgres restarting) is emitted as 'error': with no listener
+    // it would crash the process. The failing query reports it; just never reuse the client.
+    const onConnectionError = (): void => {
+      broken = true;
+    };
+    client.on('error', onConnectionError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -32,6 +39,8 @@ export async function withTransaction<T>(
       if (attempt < attempts && isRetryable(error)) continue;
       throw error;
     } finally {
+      // A broken client keeps the listener: it is discarded, and may still report an error.
+      if (!broken) client.off('error', onConnectionError);
       client.release(broken);
     }
   }

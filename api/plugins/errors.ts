@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable, isTemporalUnavailable } from '../dependency-errors';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problems, type FieldError } from '../problems';
 
@@ -73,3 +73,18 @@ export function answerWithProblems(app: FastifyInstance, bodyLimit: number): voi
     return reply.code(404).type(PROBLEM_CONTENT_TYPE).send(problem.toBody());
   });
 }
+
+/**
+ * Fastify's `frameworkErrors` option: the router's own refusals (a malformed %-escape, a
+ * path parameter over maxParamLength) answer with a problem too, not Fastify's default JSON.
+ */
+export const answerFrameworkErrors =
+  (bodyLimit: number) =>
+  (error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void => {
+    const problem = toProblem(error, bodyLimit);
+    void reply
+      .code(problem.status)
+      .headers(problem.headers)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(problem.toBody());
+  };
