@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
-import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../scripts/stack';
+import { choosePorts, launch, pgAnswers, waitUntilReady, type ManagedProcess } from '../scripts/stack';
 import type { Tools } from '../scripts/tools';
 import { SEARCH_ATTRIBUTES } from '../workflows/contracts';
 
@@ -189,18 +189,6 @@ async function postgresUser(): Promise<UnixUser | undefined> {
     };
   } catch {
     throw new Error("running as root needs a 'postgres' user (npm start creates one)");
-  }
-}
-
-async function pgAnswers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }
 

@@ -262,7 +262,8 @@ async function initdb(
   await rename(scratch, dataDir);
 }
 
-async function pgAnswers(url: string): Promise<boolean> {
+/** True once Postgres at `url` accepts a connection and answers a query. */
+export async function pgAnswers(url: string): Promise<boolean> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
   client.on('error', () => undefined);
   try {

@@ -10,8 +10,7 @@ import { chown, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
-import pg from 'pg';
-import { launch, waitUntilReady, type ManagedProcess } from '../../scripts/stack';
+import { launch, pgAnswers, waitUntilReady, type ManagedProcess } from '../../scripts/stack';
 import { ensureTools } from '../../scripts/tools';
 import { SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { freePort } from './service-process';
@@ -36,18 +35,6 @@ async function postgresUser(): Promise<{ uid: number; gid: number } | undefined>
   if (process.getuid?.() !== 0) return undefined;
   const id = async (flag: string) => Number((await run('id', [flag, 'postgres'])).stdout.trim());
   return { uid: await id('-u'), gid: await id('-g') };
-}
-
-async function pgAnswers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.query('SELECT 1');
-    return true;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 /** A fresh cluster under `dir` (which user postgres must be able to enter), started. */
