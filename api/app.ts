@@ -9,7 +9,7 @@ import { requireBearerToken } from './plugins/auth';
 import { refuseWhileClosing } from './plugins/draining';
 import { answerFrameworkErrors, answerWithProblems } from './plugins/errors';
 import { acceptJsonBodiesOnly } from './plugins/json-body';
-import { refuseNulCharacters } from './plugins/no-nul';
+import { refuseUnstorableText } from './plugins/storable-text';
 import { exposeMetrics } from './plugins/metrics';
 import { documentApi } from './plugins/openapi';
 import { limitRequestRates } from './plugins/rate-limit';
@@ -87,7 +87,7 @@ export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): 
   refuseWhileClosing(app);
   acceptJsonBodiesOnly(app);
   requireBearerToken(app, deps.config.apiTokens);
-  refuseNulCharacters(app);
+  refuseUnstorableText(app);
   secureResponses(app, deps.config.corsOrigins);
   limitRequestRates(app, deps.config.rateLimit);
   exposeMetrics(app);

@@ -1,8 +1,8 @@
 import {
   BrokenCircuitError,
   CircuitState,
-  ConsecutiveBreaker,
   IsolatedCircuitError,
+  SamplingBreaker,
   circuitBreaker,
   handleType,
 } from 'cockatiel';
@@ -10,10 +10,18 @@ import { TransientProviderError } from './types';
 
 /**
  * A circuit breaker around a provider adapter (payment gateway, carrier), built on
- * cockatiel. After `consecutiveFailures` transient failures in a row the breaker opens and
- * every call fails fast with ProviderUnavailableError, without reaching the provider; after
+ * cockatiel. When more than `failureRatio` of the calls made in the last `windowMs` failed
+ * transiently, and there were at least `minimumCalls` of them, the breaker opens and every
+ * call fails fast with ProviderUnavailableError, without reaching the provider; after
  * `halfOpenAfterMs` one trial call goes through: success closes the breaker, a transient
  * failure opens it again. Calls made while the trial runs wait for its outcome.
+ *
+ * A ratio over a window, not a count of failures in a row: one order's bad luck (a card
+ * whose charges fail transiently a few times) must not cut every other order off the
+ * provider. The chaos drills saw exactly that with a consecutive-failures breaker: a few
+ * orders retrying at once opened it, healthy payments failed fast, burnt their retry
+ * budget and ended `step_timeout`, and refunds sat in REQUIRES_ATTENTION for minutes.
+ * A provider that is really down fails most calls, from every order, and still trips it.
  *
  * Only TransientProviderError counts. Business answers (declined, refused) are results, so
  * they count as successes; other errors (bugs, a call aborted because the activity was
@@ -30,8 +38,12 @@ import { TransientProviderError } from './types';
 export interface CircuitBreakerOptions {
   /** The provider, in error messages: 'payment gateway', 'carrier'. */
   name: string;
-  /** Transient failures in a row that open the breaker. Default 5. */
-  consecutiveFailures?: number;
+  /** Share of transiently failed calls, over the window, that opens the breaker. Default 0.5. */
+  failureRatio?: number;
+  /** The sliding window the ratio is measured over. Default 10 s. */
+  windowMs?: number;
+  /** Calls the window must hold before the ratio counts (no opening on a trickle). Default 20. */
+  minimumCalls?: number;
   /** How long the breaker stays open before a trial call goes through. Default 5 s. */
   halfOpenAfterMs?: number;
   /** Called on every state change, e.g. to log that a provider is considered down. */
@@ -40,7 +52,12 @@ export interface CircuitBreakerOptions {
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
-export const BREAKER_DEFAULTS = { consecutiveFailures: 5, halfOpenAfterMs: 5_000 } as const;
+export const BREAKER_DEFAULTS = {
+  failureRatio: 0.5,
+  windowMs: 10_000,
+  minimumCalls: 20,
+  halfOpenAfterMs: 5_000,
+} as const;
 
 /**
  * The breaker is open: the call was not made. Retryable; its name is the Temporal error
@@ -74,8 +91,15 @@ export function withCircuitBreaker<T extends ProviderAdapter<T>>(
   adapter: T,
   options: CircuitBreakerOptions,
 ): T {
+  const windowMs = options.windowMs ?? BREAKER_DEFAULTS.windowMs;
+  const minimumCalls = options.minimumCalls ?? BREAKER_DEFAULTS.minimumCalls;
   const policy = circuitBreaker(handleType(TransientProviderError), {
-    breaker: new ConsecutiveBreaker(options.consecutiveFailures ?? BREAKER_DEFAULTS.consecutiveFailures),
+    breaker: new SamplingBreaker({
+      threshold: options.failureRatio ?? BREAKER_DEFAULTS.failureRatio,
+      duration: windowMs,
+      // cockatiel asks for a rate; the window holds at least minimumCalls at this rate.
+      minimumRps: minimumCalls / (windowMs / 1000),
+    }),
     halfOpenAfter: options.halfOpenAfterMs ?? BREAKER_DEFAULTS.halfOpenAfterMs,
   });
   if (options.onStateChange) {

@@ -125,9 +125,13 @@ beforeEach(resetEffects);
 // ---------------------------------------------------------------------------------------
 // What the contract calls a valid order (CONTRACT §2), written independently of the schema.
 
-/** Postgres text cannot hold U+0000: a string with a NUL is not a valid value anywhere. */
+/**
+ * Text Postgres cannot store as sent is not a valid value anywhere: U+0000, and an unpaired
+ * surrogate (no UTF-8 form; it would be stored as U+FFFD).
+ */
+const storable = (value: string): boolean => !value.includes('\u0000') && !/\p{Cs}/u.test(value);
 const isString = (value: unknown, min: number, max: number): value is string =>
-  typeof value === 'string' && value.length >= min && value.length <= max && !value.includes('\u0000');
+  typeof value === 'string' && value.length >= min && value.length <= max && storable(value);
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const onlyKeys = (value: Record<string, unknown>, allowed: string[]): boolean =>
@@ -410,6 +414,19 @@ describe('POST /orders under fuzzing', () => {
             headers: key === undefined ? {} : { 'idempotency-key': `${key}-${name}-${text.codePointAt(0)}` },
           });
           expectNoServerError(response);
+          if (!storable(text)) {
+            // Refused with a 400 that names the field, never stored altered.
+            expect(response.statusCode).toBe(400);
+            const pointer =
+              name === 'sku'
+                ? '/items/0/sku'
+                : name === 'customerId' || name === 'paymentToken'
+                  ? `/${name}`
+                  : `/shippingAddress/${name}`;
+            expect(
+              response.json<{ errors: Array<{ field: string }> }>().errors.map((e) => e.field),
+            ).toContain(pointer);
+          }
           if (response.statusCode === 202) {
             expect(effects.starts).toHaveLength(1);
             expect(effects.transactions).toBe(1);

@@ -188,6 +188,30 @@ describe('POST /orders validation', () => {
     expect(body.errors).toEqual([{ field: '/items/2/sku', message: expect.stringContaining('"A"') }]);
   });
 
+  it.each([
+    ['a NUL', '"c\\u0000x"', /U\+0000/],
+    ['an unpaired surrogate', '"c\\ud800x"', /unpaired surrogate/],
+  ])(
+    'when a field holds %s (as JSON sends it), then 400 names the field and nothing is stored',
+    async (_what, json, message) => {
+      const payload = JSON.stringify(with_((o) => (o.shippingAddress.name = 'PLACE'))).replace(
+        '"PLACE"',
+        json,
+      );
+      const response = await app.inject({
+        method: 'POST',
+        url: '/orders',
+        headers: { 'content-type': 'application/json' },
+        payload,
+      });
+      const body = expectProblem(response, 400, 'validation-error');
+      expect(body.errors).toEqual([
+        { field: '/shippingAddress/name', message: expect.stringMatching(message) },
+      ]);
+      expect(touched).toEqual([]);
+    },
+  );
+
   it('when several fields are bad, then each is named once', async () => {
     const order = with_((o) => {
       o.customerId = '';

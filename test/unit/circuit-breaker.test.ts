@@ -50,7 +50,8 @@ const request = {
   currency: 'USD',
   paymentToken: 'tok',
 };
-const THRESHOLD = 3;
+/** Calls the window must hold before the breaker may open (small here; 20 in production). */
+const MIN_CALLS = 4;
 const HALF_OPEN_AFTER_MS = 5_000;
 
 /** cockatiel reads Date.now() to decide when an open breaker half-opens. */
@@ -64,7 +65,9 @@ afterEach(() => jest.restoreAllMocks());
 function guarded(fake: ReturnType<typeof fakeGateway>, states: BreakerState[] = []) {
   return withCircuitBreaker(fake.gateway, {
     name: 'payment gateway',
-    consecutiveFailures: THRESHOLD,
+    failureRatio: 0.5,
+    windowMs: 10_000,
+    minimumCalls: MIN_CALLS,
     halfOpenAfterMs: HALF_OPEN_AFTER_MS,
     onStateChange: (state) => states.push(state),
   });
@@ -83,11 +86,11 @@ describe('withCircuitBreaker', () => {
     expect(fake.calls).toEqual(['charge']);
   });
 
-  it('when N transient failures come in a row, then the breaker opens and calls fail fast without reaching the provider', async () => {
+  it('when most calls in the window fail transiently, then the breaker opens and calls fail fast without reaching the provider', async () => {
     const fake = fakeGateway('transient');
     const states: BreakerState[] = [];
     const gateway = guarded(fake, states);
-    await failTransiently(gateway, THRESHOLD);
+    await failTransiently(gateway, MIN_CALLS);
     expect(states).toEqual(['open']);
 
     now += HALF_OPEN_AFTER_MS - 1;
@@ -99,73 +102,95 @@ describe('withCircuitBreaker', () => {
     await expect(gateway.refund({ idempotencyKey: 'k', chargeKey: 'c' })).rejects.toBeInstanceOf(
       ProviderUnavailableError,
     );
-    expect(fake.calls).toHaveLength(THRESHOLD);
+    expect(fake.calls).toHaveLength(MIN_CALLS);
   });
 
-  it('when fewer than N transient failures are followed by a success, then the count starts again', async () => {
-    const fake = fakeGateway('transient', 'transient', 'captured', 'transient', 'transient', 'captured');
-    const gateway = guarded(fake);
-    await failTransiently(gateway, THRESHOLD - 1);
+  it('when fewer calls than the minimum were made, then even all of them failing does not open the breaker', async () => {
+    const fake = fakeGateway('transient', 'transient', 'transient', 'captured');
+    const states: BreakerState[] = [];
+    const gateway = guarded(fake, states);
+    await failTransiently(gateway, MIN_CALLS - 1);
     await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
-    await failTransiently(gateway, THRESHOLD - 1);
-    await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
-    expect(fake.calls).toHaveLength(2 * THRESHOLD);
+    expect(states).toEqual([]);
+  });
+
+  it('when some orders fail transiently in a row among healthy traffic, then the breaker stays closed and every call reaches the provider', async () => {
+    // The defect the chaos drills found: cards that fail a few times before paying, retried
+    // by several orders at once, made 5 failures in a row and opened a consecutive-failures
+    // breaker for everyone. Here: runs of MIN_CALLS failures in a row (enough to open such a
+    // breaker) between runs of twice as many answers.
+    const healthy = Array<Answer>(2 * MIN_CALLS).fill('captured');
+    const burst = Array<Answer>(MIN_CALLS).fill('transient');
+    const fake = fakeGateway(
+      ...healthy,
+      ...Array.from({ length: 5 }, () => [...burst, ...healthy]).flat(),
+      'captured',
+    );
+    const states: BreakerState[] = [];
+    const gateway = guarded(fake, states);
+    const answer = () => expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
+    for (let i = 0; i < 2 * MIN_CALLS; i++) await answer();
+    for (let round = 0; round < 5; round++) {
+      await failTransiently(gateway, MIN_CALLS);
+      for (let i = 0; i < 2 * MIN_CALLS; i++) await answer();
+    }
+    expect(states).toEqual([]);
+    expect(fake.calls).toHaveLength(2 * MIN_CALLS + 5 * 3 * MIN_CALLS);
   });
 
   it('when the provider declines, then the decline is an answer: it never counts as a failure', async () => {
     const fake = fakeGateway('declined');
     const gateway = guarded(fake);
-    for (let i = 0; i < 2 * THRESHOLD; i++) {
+    for (let i = 0; i < 2 * MIN_CALLS; i++) {
       await expect(gateway.charge(request)).resolves.toEqual({ status: 'declined', reason: 'card_declined' });
     }
-    // A decline between transient failures breaks the run of failures, like any answer.
-    fake.then('transient', 'transient', 'declined', 'transient', 'transient', 'captured');
-    await failTransiently(gateway, THRESHOLD - 1);
-    await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'declined' });
-    await failTransiently(gateway, THRESHOLD - 1);
+    // 8 answers then 4 transient failures: a third of the window failed, so it stays closed.
+    fake.then('transient', 'transient', 'transient', 'transient', 'captured');
+    await failTransiently(gateway, MIN_CALLS);
     await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
-    expect(fake.calls).toHaveLength(2 * THRESHOLD + 2 * THRESHOLD);
+    expect(fake.calls).toHaveLength(3 * MIN_CALLS + 1);
   });
 
   it('when an error is not transient, or the call was aborted, then it does not count', async () => {
     const fake = fakeGateway('bug');
     const gateway = guarded(fake);
-    for (let i = 0; i < THRESHOLD; i++)
+    for (let i = 0; i < MIN_CALLS; i++)
       await expect(gateway.charge(request)).rejects.toBeInstanceOf(TypeError);
     const aborted = new AbortController();
     aborted.abort();
     fake.then('transient');
-    for (let i = 0; i < THRESHOLD; i++) {
+    for (let i = 0; i < MIN_CALLS; i++) {
       await expect(gateway.charge({ ...request, signal: aborted.signal })).rejects.toBeInstanceOf(
         TransientProviderError,
       );
     }
     fake.then('captured');
     await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
-    expect(fake.calls).toHaveLength(2 * THRESHOLD + 1);
+    expect(fake.calls).toHaveLength(2 * MIN_CALLS + 1);
   });
 
   it('when open and the delay has passed, then one trial call goes through, and its success closes the breaker', async () => {
     const fake = fakeGateway('transient');
     const states: BreakerState[] = [];
     const gateway = guarded(fake, states);
-    await failTransiently(gateway, THRESHOLD);
+    await failTransiently(gateway, MIN_CALLS);
     now += HALF_OPEN_AFTER_MS;
     fake.then('captured');
     await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
     expect(states).toEqual(['open', 'half-open', 'closed']);
-    // Closed again: calls reach the provider, and it takes N new failures to open.
+    // Closed again, with a fresh window holding only the trial's success: calls reach the
+    // provider, and it takes a new majority of failures to open.
     fake.then('transient');
-    await failTransiently(gateway, THRESHOLD);
+    await failTransiently(gateway, MIN_CALLS - 1);
     await expect(gateway.charge(request)).rejects.toBeInstanceOf(ProviderUnavailableError);
-    expect(fake.calls).toHaveLength(THRESHOLD + 1 + THRESHOLD);
+    expect(fake.calls).toHaveLength(MIN_CALLS + 1 + MIN_CALLS - 1);
   });
 
   it('when the trial call fails transiently, then the breaker opens again for another delay', async () => {
     const fake = fakeGateway('transient');
     const states: BreakerState[] = [];
     const gateway = guarded(fake, states);
-    await failTransiently(gateway, THRESHOLD);
+    await failTransiently(gateway, MIN_CALLS);
     now += HALF_OPEN_AFTER_MS;
     await failTransiently(gateway, 1); // the trial
     await expect(gateway.charge(request)).rejects.toBeInstanceOf(ProviderUnavailableError);
@@ -173,13 +198,13 @@ describe('withCircuitBreaker', () => {
     fake.then('captured');
     await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
     expect(states).toEqual(['open', 'half-open', 'open', 'half-open', 'closed']);
-    expect(fake.calls).toHaveLength(THRESHOLD + 2);
+    expect(fake.calls).toHaveLength(MIN_CALLS + 2);
   });
 
   it('when a trial call is running, then other calls wait for its outcome instead of reaching the provider', async () => {
     const fake = fakeGateway('transient');
     const gateway = guarded(fake);
-    await failTransiently(gateway, THRESHOLD);
+    await failTransiently(gateway, MIN_CALLS);
     now += HALF_OPEN_AFTER_MS;
     let finishTrial!: (result: ChargeResult) => void;
     const slowTrial = new Promise<ChargeResult>((resolve) => (finishTrial = resolve));
@@ -207,14 +232,14 @@ describe('callProvider with an open breaker', () => {
   it('when the breaker refuses the call, then the activity fails with a retryable ProviderUnavailable failure', async () => {
     const fake = fakeGateway('transient');
     const gateway = guarded(fake);
-    await failTransiently(gateway, THRESHOLD);
+    await failTransiently(gateway, MIN_CALLS);
     const env = activityEnvironment();
     const failure = await env
       .run(() => callProvider((signal) => gateway.charge({ ...request, signal })))
       .catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect(failure).toMatchObject({ type: ErrorTypes.ProviderUnavailable, nonRetryable: false });
-    expect(fake.calls).toHaveLength(THRESHOLD);
+    expect(fake.calls).toHaveLength(MIN_CALLS);
   });
 
   it('when the provider fails transiently, then the activity fails with a retryable TransientProviderError failure', async () => {
