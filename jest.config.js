@@ -19,7 +19,7 @@ const shared = {
 };
 
 /**
- * Three bands, each runnable alone: `jest --selectProjects unit|integration|replay`.
+ * Four bands, each runnable alone: `jest --selectProjects unit|integration|replay|system`.
  * Only the integration band starts the stack (Postgres, Temporal, NATS), in its global setup.
  * @type {import('jest').Config}
  */
@@ -35,6 +35,9 @@ module.exports = {
       setupFilesAfterEnv: ['<rootDir>/test/support/integration-setup.ts'], // 60 s test timeout
     },
     { ...shared, displayName: 'replay', testMatch: ['<rootDir>/test/replay/**/*.test.ts'] },
+    // Whole-system runs as child processes, each over a stack of its own: the reduced chaos
+    // drills (`npm run test:chaos -- --reduced`) and the quick benchmark (`npm run bench -- --quick`).
+    { ...shared, displayName: 'system', testMatch: ['<rootDir>/test/system/**/*.test.ts'] },
     {
       // `npm run histories:record` only (npm test selects the three bands above).
       ...shared,

@@ -1,0 +1,101 @@
+/**
+ * `npm run bench -- --quick` end to end, inside `npm test`, so the benchmark keeps working:
+ * it starts its own stack, drives the saga, the bare-Temporal and the direct-SQL baselines
+ * and the relay drain, and writes its JSON, chart and summary. This test checks that every
+ * figure the README table quotes was measured (not that it is fast: speed is the bench's
+ * own report, never a timed test).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { BenchResult, StepRecord } from '../../bench/lib/result';
+import { parseResult } from '../../bench/lib/result-json';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+/** The quick run budgets itself under 2 minutes; this only stops a hang. */
+const RUN_TIMEOUT_MS = 6 * 60_000;
+
+let outDir: string;
+beforeAll(async () => {
+  outDir = await mkdtemp(path.join(os.tmpdir(), 'order-saga-bench-test-'));
+});
+afterAll(async () => {
+  await rm(outDir, { recursive: true, force: true });
+});
+
+function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'run.ts'), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/** A step that ran sagas to the end and timed them. */
+function expectMeasured(step: StepRecord | null | undefined): void {
+  expect(step).toBeTruthy();
+  expect(step!.finished).toBeGreaterThan(0);
+  expect(step!.saga.p50).toBeGreaterThan(0);
+  expect(Number.isFinite(step!.saga.p50)).toBe(true);
+}
+
+describe('npm run bench -- --quick', () => {
+  it(
+    'measures the saga, both baselines and the relay, and writes the result, the chart and the summary',
+    async () => {
+      const { code, output } = await runBench(['--quick', '--out', outDir]);
+      if (code !== 0) throw new Error(`bench exited with ${code}:\n${output.slice(-4_000)}`);
+
+      const files = await readdir(outDir);
+      const json = files.find((name) => name.endsWith('.json'));
+      expect(json).toBeDefined();
+      const stem = json!.replace(/\.json$/, '');
+      expect(files).toEqual(expect.arrayContaining([`${stem}.md`, `${stem}.svg`]));
+      const result: BenchResult = parseResult(await readFile(path.join(outDir, json!), 'utf8'));
+      expect(result.mode).toBe('quick');
+
+      // The saga: idle latency, a saturation search, half load with POST latency and lag.
+      expectMeasured(result.idle);
+      expect(result.idle!.errors).toBe(0);
+      expect(result.happy?.peak?.completedPerS).toBeGreaterThan(0);
+      expectMeasured(result.half);
+      expect(result.half!.post.p99).toBeGreaterThan(0);
+      expect(result.half!.outboxLag.count).toBeGreaterThan(0);
+      expect(result.mix?.steps.length).toBeGreaterThan(0);
+      // The baselines, from the same run, and the ratios between them.
+      expectMeasured(result.bare?.idle);
+      expect(result.bare?.search?.peak?.completedPerS).toBeGreaterThan(0);
+      expect(result.direct.length).toBeGreaterThan(0);
+      for (const run of result.direct) {
+        expect(run.errors).toBe(0);
+        expect(run.sagasPerS).toBeGreaterThan(0);
+      }
+      // Ratios of sustained rates; a search that sustained no rate (a contended machine) has none.
+      const saga = result.happy?.sustained?.completedPerS;
+      const bare = result.bare?.search?.sustained?.completedPerS;
+      if (saga !== undefined && bare !== undefined)
+        expect(result.ratios.sagaOverBare).toBeCloseTo(saga / bare, 1);
+      else expect(result.ratios.sagaOverBare).toBeNull();
+      // The relay drained its whole backlog; CPU per saga for each process.
+      expect(result.drain?.eventsPerS).toBeGreaterThan(0);
+      expect(result.drain?.leftOver).toBe(0);
+      expect(Object.keys(result.cpuMsPerSaga ?? {})).toEqual(
+        expect.arrayContaining(['worker', 'api', 'temporal']),
+      );
+
+      const markdown = await readFile(path.join(outDir, `${stem}.md`), 'utf8');
+      expect(markdown).toMatch(/\| *sagas\/s/i);
+      const svg = await readFile(path.join(outDir, `${stem}.svg`), 'utf8');
+      expect(svg).toMatch(/^<svg[\s\S]*<\/svg>\s*$/);
+    },
+    RUN_TIMEOUT_MS,
+  );
+});
