@@ -1,8 +1,9 @@
 /**
  * Soak: a steady mixed load for N minutes; every 10 s the resident memory of api, worker
  * and relay (/proc/<pid>/status VmRSS), the outbox backlog and the sagas in flight are
- * sampled. After warm-up each process' RSS must stay within 10 % of where it was, and the
- * outbox backlog must not grow.
+ * sampled. After warm-up (the first fifth, at least 30 s) each process' RSS must stay
+ * within 10 % of its level then (the median of the first minute after warm-up): no sample
+ * above it by more than 10 %. The outbox backlog must not grow.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { TERMINAL_STATUSES } from '../workflows/contracts';
@@ -46,6 +47,13 @@ export interface SoakResult {
 }
 
 const SERVICES: ServiceName[] = ['api', 'worker', 'relay'];
+
+function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 const RSS_TOLERANCE = 0.1;
 
 export async function runSoak(
@@ -130,7 +138,9 @@ export async function runSoak(
   const after = samples.filter((sample) => sample.atS >= warmupS);
   const rss = SERVICES.map((service) => {
     const values = after.map((sample) => sample.rssKiB[service]).filter((v): v is number => v !== undefined);
-    const base = values[0] ?? 0;
+    // The level after warm-up: the median of its first minute, not one sample, which may
+    // fall just after (or just before) a garbage collection.
+    const base = median(values.slice(0, Math.max(1, Math.round(60_000 / sampleEveryMs))));
     const max = Math.max(...values, 0);
     const growth = base > 0 ? (max - base) / base : 0;
     return {
