@@ -1,24 +1,10 @@
-import { readFileSync } from 'node:fs';
-import {
-  ConfigError,
-  duration,
-  hostPort,
-  integer,
-  list,
-  logLevel,
-  optionalString,
-  url,
-  type Env,
-} from '../lib/env';
+import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
 
-export interface TemporalSettings {
-  address: string;
-  namespace: string;
-  apiKey?: string;
-  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer };
-}
+/** The API's Temporal connection: the one every process reads (lib/temporal-connection.ts). */
+export type TemporalSettings = TemporalConnectionConfig;
 
 export interface ApiConfig {
   port: number;
@@ -54,7 +40,7 @@ export function loadApiConfig(env: Env): ApiConfig {
     host: optionalString(env, 'HOST', '127.0.0.1'),
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
     dbPoolSize: integer(env, 'API_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
-    temporal: loadTemporalSettings(env),
+    temporal: loadTemporalConnection(env),
     taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
     temporalUiUrl: uiUrl.replace(/\/+$/, ''),
     apiTokens: list(env, 'API_TOKENS'),
@@ -121,50 +107,4 @@ function trustProxy(env: Env): boolean | number | string[] {
     }
   }
   return proxies;
-}
-
-function loadTemporalSettings(env: Env): TemporalSettings {
-  const address = hostPort(env, 'TEMPORAL_ADDRESS');
-  const namespace = optionalString(env, 'TEMPORAL_NAMESPACE', 'default');
-  const apiKey = optionalString(env, 'TEMPORAL_API_KEY');
-  const certPath = optionalString(env, 'TEMPORAL_TLS_CERT');
-  const keyPath = optionalString(env, 'TEMPORAL_TLS_KEY');
-  const caPath = optionalString(env, 'TEMPORAL_TLS_CA');
-  if ((certPath === undefined) !== (keyPath === undefined)) {
-    throw new ConfigError(
-      certPath === undefined ? 'TEMPORAL_TLS_CERT' : 'TEMPORAL_TLS_KEY',
-      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together',
-    );
-  }
-  const ca = caPath === undefined ? undefined : readConfigFile('TEMPORAL_TLS_CA', caPath);
-  const clientCertPair =
-    certPath && keyPath
-      ? {
-          crt: readConfigFile('TEMPORAL_TLS_CERT', certPath),
-          key: readConfigFile('TEMPORAL_TLS_KEY', keyPath),
-        }
-      : undefined;
-  // An API key (Temporal Cloud) implies TLS, even without client certificates.
-  const useTls = clientCertPair !== undefined || ca !== undefined || apiKey !== undefined;
-  return {
-    address,
-    namespace,
-    ...(apiKey ? { apiKey } : {}),
-    ...(useTls
-      ? {
-          tls: {
-            ...(clientCertPair ? { clientCertPair } : {}),
-            ...(ca ? { serverRootCACertificate: ca } : {}),
-          },
-        }
-      : {}),
-  };
-}
-
-function readConfigFile(variable: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch {
-    throw new ConfigError(variable, `cannot read file ${path}`);
-  }
 }

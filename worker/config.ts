@@ -1,44 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
-import { ConfigError, duration, hostPort, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 
-export interface TemporalConnectionConfig {
-  address: string;
-  namespace: string;
-  apiKey?: string;
-  tls?: { clientCertPair?: { crt: Buffer; key: Buffer }; serverRootCACertificate?: Buffer };
-}
-
-/** TEMPORAL_* connection settings, shared by every process that talks to Temporal. */
-export function loadTemporalConnection(env: Env): TemporalConnectionConfig {
-  const address = hostPort(env, 'TEMPORAL_ADDRESS');
-  const namespace = optionalString(env, 'TEMPORAL_NAMESPACE', 'default');
-  const apiKey = optionalString(env, 'TEMPORAL_API_KEY');
-  const cert = optionalString(env, 'TEMPORAL_TLS_CERT');
-  const key = optionalString(env, 'TEMPORAL_TLS_KEY');
-  const ca = optionalString(env, 'TEMPORAL_TLS_CA');
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new ConfigError(cert === undefined ? 'TEMPORAL_TLS_CERT' : 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together');
-  }
-  const read = (name: string, path: string): Buffer => {
-    try {
-      return readFileSync(path);
-    } catch {
-      throw new ConfigError(name, `cannot read file ${path}`);
-    }
-  };
-  const tls =
-    cert && key
-      ? {
-          clientCertPair: { crt: read('TEMPORAL_TLS_CERT', cert), key: read('TEMPORAL_TLS_KEY', key) },
-          ...(ca ? { serverRootCACertificate: read('TEMPORAL_TLS_CA', ca) } : {}),
-        }
-      : apiKey || ca
-        ? { ...(ca ? { serverRootCACertificate: read('TEMPORAL_TLS_CA', ca) } : {}) }
-        : undefined;
-  return { address, namespace, ...(apiKey ? { apiKey } : {}), ...(tls ? { tls } : {}) };
-}
+// Re-exported: the bench and the replay script read the connection from here too.
+export { loadTemporalConnection, type TemporalConnectionConfig };
 
 export interface WorkerConfig {
   databaseUrl: string;
@@ -74,7 +40,10 @@ export function loadWorkerConfig(env: Env): WorkerConfig {
     logLevel: logLevel(env),
     ...(bundle ? { workflowBundlePath: bundle } : {}),
     maxConcurrentActivities: integer(env, 'WORKER_MAX_CONCURRENT_ACTIVITIES', 100, { min: 1, max: 10_000 }),
-    maxConcurrentWorkflowTasks: integer(env, 'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, { min: 2, max: 10_000 }),
+    maxConcurrentWorkflowTasks: integer(env, 'WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40, {
+      min: 2,
+      max: 10_000,
+    }),
     dbPoolSize: integer(env, 'WORKER_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
     slowPaymentMs: duration(env, 'SIMULATED_SLOW_PAYMENT', '4s').ms,
     payments: {

@@ -11,6 +11,7 @@ import {
   requireString,
   url,
 } from '../../lib/env';
+import { loadTemporalConnection } from '../../lib/temporal-connection';
 
 /** The error a reader throws, so its message can be checked in full. */
 function errorOf(read: () => unknown): ConfigError {
@@ -199,5 +200,36 @@ describe('loadOrExit', () => {
         throw bug;
       }),
     ).toThrow(bug);
+  });
+});
+
+describe('loadTemporalConnection (api, worker, replay and bench read the same)', () => {
+  const address = { TEMPORAL_ADDRESS: 'temporal:7233' };
+
+  it('when only the address is set, then plain TCP to the default namespace', () => {
+    expect(loadTemporalConnection(address)).toEqual({ address: 'temporal:7233', namespace: 'default' });
+  });
+
+  it('when an API key is set, then TLS is on even without certificates (Temporal Cloud)', () => {
+    expect(loadTemporalConnection({ ...address, TEMPORAL_API_KEY: 'k', TEMPORAL_NAMESPACE: 'ns' })).toEqual({
+      address: 'temporal:7233',
+      namespace: 'ns',
+      apiKey: 'k',
+      tls: {},
+    });
+  });
+
+  it('when a certificate comes without its key, then a ConfigError names the missing one', () => {
+    expect(
+      errorOf(() => loadTemporalConnection({ ...address, TEMPORAL_TLS_CERT: '/c.pem' })).message,
+    ).toMatch(/TEMPORAL_TLS_KEY/);
+  });
+
+  it('when a file cannot be read, then a ConfigError names the variable and the path', () => {
+    const error = errorOf(() =>
+      loadTemporalConnection({ ...address, TEMPORAL_TLS_CA: '/nonexistent/ca.pem' }),
+    );
+    expect(error.message).toMatch(/TEMPORAL_TLS_CA/);
+    expect(error.message).toMatch(/\/nonexistent\/ca\.pem/);
   });
 });
