@@ -15,14 +15,8 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
-import {
-  choosePorts,
-  launch,
-  startStack,
-  waitUntilReady,
-  type ManagedProcess,
-  type Stack,
-} from '../scripts/stack';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../scripts/processes';
+import { startStack, type Stack } from '../scripts/stack';
 import { ensureTools } from '../scripts/tools';
 import type { BenchConfig } from './config';
 import { BENCH_SKU } from './load';

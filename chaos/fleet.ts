@@ -4,7 +4,7 @@
  * ridden out the outage); the fleet restarts the process so the run can go on.
  */
 import path from 'node:path';
-import { waitUntilReady } from '../scripts/stack';
+import { waitUntilReady } from '../scripts/processes';
 import { ENTRYPOINTS, spawnService, type ChildService, type ServiceName } from './services';
 
 const READY_TIMEOUT_MS = 120_000;

@@ -22,7 +22,7 @@ import { connect } from '@nats-io/transport-node';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { migrate } from '../db/migrate';
 import { createPool, type Pool } from '../db/pool';
-import { choosePorts } from '../scripts/stack';
+import { choosePorts } from '../scripts/processes';
 import { ensureTools } from '../scripts/tools';
 import { ensureOrdersStream } from '../worker/stream';
 import { DRILLS, FULL, REDUCED, finalCheck, type DrillEnv, type DrillResult, type Mode } from './drills';

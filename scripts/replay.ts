@@ -14,7 +14,11 @@ const USAGE = `usage: npm run replay -- --workflow-id <id> [--workflow-id <id> â
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { 'workflow-id': { type: 'string', multiple: true }, query: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      'workflow-id': { type: 'string', multiple: true },
+      query: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   const ids = values['workflow-id'] ?? [];
   if (values.help || (ids.length === 0 && !values.query)) {
@@ -59,7 +63,9 @@ async function main(): Promise<number> {
     }
     if (failures.length > 0) {
       process.stdout.write(`${failures.join('\n')}\n`);
-      process.stdout.write(`replay FAILED: ${failures.length} of ${replayed} run(s) are not deterministic with this code\n`);
+      process.stdout.write(
+        `replay FAILED: ${failures.length} of ${replayed} run(s) are not deterministic with this code\n`,
+      );
       return 1;
     }
     process.stdout.write(`replay OK: ${replayed} run(s) replay against the current workflow code\n`);

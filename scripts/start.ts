@@ -16,7 +16,8 @@ import { parseArgs } from 'node:util';
 import { migrate } from '../db/migrate';
 import { createPool, type Pool } from '../db/pool';
 import { hostPort, integer, loadOrExit, optionalString, url, type Env } from '../lib/env';
-import { choosePorts, launch, startStack, waitUntilReady, type ManagedProcess, type Stack } from './stack';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from './processes';
+import { startStack, type Stack } from './stack';
 import { ensureTools } from './tools';
 
 const ROOT = path.resolve(__dirname, '..');

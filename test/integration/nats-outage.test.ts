@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { connect } from '@nats-io/transport-node';
 import { appendEvent } from '../../db/outbox';
 import { withTransaction } from '../../db/tx';
-import type { ManagedProcess } from '../../scripts/stack';
+import type { ManagedProcess } from '../../scripts/processes';
 import type { EventType } from '../../workflows/contracts';
 import type { NatsConnection } from '../../worker/stream';
 import { createPrivateNats, type PrivateNats } from '../support/private-nats';

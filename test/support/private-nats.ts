@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/stack';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
 import { ensureTools } from '../../scripts/tools';
 import type { NatsConnection } from '../../worker/stream';
 

