@@ -43,21 +43,32 @@ import { OrderStatusKey } from './search-attributes';
 // its budget fails the order with `step_timeout`. Business refusals are returned, not
 // thrown, so they never retry. WAIT_CANCELLATION_COMPLETED: on cancel, wait for the
 // activity to really stop, so a step is never reported cancelled while it committed.
+// The budget is time, not attempts: the chaos drills saw a 10 s Postgres restart under
+// load fail healthy orders, because attempts that timed out while the backlog drained
+// used up a 10-attempt budget. A database outage shorter than the budget costs no order.
+// (Timeouts and retry policies are not part of the commands replay compares.)
 const STEP_OPTIONS: ActivityOptions = {
   startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 10 },
+  scheduleToCloseTimeout: '2m',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
-// Payment calls a provider: shorter timeout, heartbeats so cancellation reaches it.
+// Payment calls a provider: shorter timeout, heartbeats so cancellation reaches it, and a
+// shorter budget: a gateway down for a minute fails the order rather than hold its stock.
 const PAYMENT_OPTIONS: ActivityOptions = {
   ...STEP_OPTIONS,
   startToCloseTimeout: '3s',
+  scheduleToCloseTimeout: '1m',
   heartbeatTimeout: '2s',
 };
-// After the point of no return the step must finish, however long the database is away.
+// After the point of no return the step must finish, however long the database is away:
+// no budget at all. Its own proxy: executeWithOptions deep-merges its options into the
+// proxy's, so through `steps` it inherited the forward steps' budget (until this change,
+// their 10 attempts), which a pivot must not have.
 const PIVOT_OPTIONS: ActivityOptions = {
-  ...STEP_OPTIONS,
+  startToCloseTimeout: '10s',
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 // One attempt per call: the saga helper retries compensations itself, forever, so it can
 // count failures and flag the order REQUIRES_ATTENTION.
@@ -73,6 +84,7 @@ const BOOKKEEPING_OPTIONS: ActivityOptions = {
 };
 
 const steps = proxyActivities<Activities>(STEP_OPTIONS);
+const pivot = proxyActivities<Activities>(PIVOT_OPTIONS);
 const compensations = proxyActivities<Activities>(COMPENSATION_OPTIONS);
 const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_OPTIONS);
 
@@ -289,9 +301,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     saga.pivot();
     await CancellationScope.nonCancellable(() =>
       forward('completeOrder', () =>
-        steps.completeOrder.executeWithOptions({ ...PIVOT_OPTIONS, summary: 'Complete the order' }, [
-          call('completeOrder'),
-        ]),
+        pivot.completeOrder.executeWithOptions({ summary: 'Complete the order' }, [call('completeOrder')]),
       ),
     );
     setStatus('COMPLETED');

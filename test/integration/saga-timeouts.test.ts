@@ -6,9 +6,9 @@ import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
  * A forward step that keeps failing transiently exhausts its retry budget (the forward
  * steps' retry policy in workflows/order-saga.ts), fails the order with `step_timeout` and
  * compensates. The simulated gateway's `tok_unavailable` fails every charge transiently, as
- * a gateway that is down would. The policy's backoff (200 ms ×2, capped at 5 s, 10
- * attempts) takes about 25 s, and the refund compensation may then wait for the payment
- * gateway's circuit breaker to half-open: hence the long timeout.
+ * a gateway that is down would. The payment step's budget is time (schedule-to-close 1 min,
+ * backoff 200 ms ×2 capped at 5 s), and the refund compensation may then wait for the
+ * payment gateway's circuit breaker to half-open: hence the long timeout.
  */
 const STEP_TIMEOUT_TEST_MS = 120_000;
 
@@ -49,7 +49,9 @@ describe('order saga, a step that exhausts its retries', () => {
         'OrderFailed',
       ]);
 
-      // The charge gave up because its retry policy ran out, not for any other reason.
+      // The charge gave up because its time budget ran out, not for any other reason: the
+      // server ends it either after a failed attempt whose retry would start past the
+      // budget (failed) or while it waits for the next attempt (timed out).
       const events = (await order.handle.fetchHistory()).events ?? [];
       const chargeIds = new Set(
         events
@@ -57,15 +59,23 @@ describe('order saga, a step that exhausts its retries', () => {
           .map((e) => String(e.eventId)),
       );
       expect(chargeIds.size).toBe(1);
-      const failed = events.filter((e) =>
-        chargeIds.has(String(e.activityTaskFailedEventAttributes?.scheduledEventId ?? '')),
+      const scheduled = events.find((e) => chargeIds.has(String(e.eventId)))!;
+      expect(
+        scheduled.activityTaskScheduledEventAttributes!.scheduleToCloseTimeout?.seconds?.toString(),
+      ).toBe('60');
+      const ended = events.filter(
+        (e) =>
+          chargeIds.has(String(e.activityTaskFailedEventAttributes?.scheduledEventId ?? '')) ||
+          chargeIds.has(String(e.activityTaskTimedOutEventAttributes?.scheduledEventId ?? '')),
       );
-      expect(failed).toHaveLength(1);
-      const attributes = failed[0]!.activityTaskFailedEventAttributes!;
-      expect(decodeRetryState(attributes.retryState)).toBe('MAXIMUM_ATTEMPTS_REACHED');
+      expect(ended).toHaveLength(1);
+      const failedAttributes = ended[0]!.activityTaskFailedEventAttributes;
+      const timedOutAttributes = ended[0]!.activityTaskTimedOutEventAttributes;
+      expect(decodeRetryState((failedAttributes ?? timedOutAttributes)!.retryState)).toBe('TIMEOUT');
       // Each attempt failed fast and retryably: the gateway's error, or its open breaker.
+      const lastFailure = failedAttributes?.failure ?? timedOutAttributes!.failure!.cause;
       expect(['TransientProviderError', 'ProviderUnavailable']).toContain(
-        attributes.failure?.applicationFailureInfo?.type,
+        lastFailure?.applicationFailureInfo?.type,
       );
       const lastAttempt = events.find((e) =>
         chargeIds.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId ?? '')),
