@@ -65,6 +65,10 @@ export interface ExitStatus {
 export interface ManagedProcess {
   readonly name: string;
   readonly logFile: string;
+  /** The child's pid (setpriv execs it, so it is the program's own), e.g. for /proc reads. */
+  readonly pid: number | undefined;
+  /** Sends a signal to the process (not its group), e.g. SIGKILL in a drill; gone already is fine. */
+  kill(signal: NodeJS.Signals): void;
   /** What this run of the process logged last (not earlier runs), for error messages. */
   lastLines(count?: number): Promise<string>;
   /** Settles once the process has gone (or failed to spawn). */
@@ -119,6 +123,10 @@ export function launch(options: LaunchOptions): ManagedProcess {
   return {
     name: options.name,
     logFile: options.logFile,
+    pid,
+    kill: (signal) => {
+      if (pid !== undefined && !status) signalGroup(pid, signal, false);
+    },
     lastLines: (count) => tail(options.logFile, logOffset, count),
     exited,
     hasExited: () => status !== undefined,

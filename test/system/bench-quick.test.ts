@@ -5,14 +5,13 @@
  * figure the README table quotes was measured (not that it is fast: speed is the bench's
  * own report, never a timed test).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { BenchResult, StepRecord } from '../../bench/lib/result';
 import { parseResult } from '../../bench/lib/result-json';
+import { runScript } from '../support/run-script';
 
-const ROOT = path.resolve(__dirname, '..', '..');
 /** The quick run budgets itself under 2 minutes; this only stops a hang. */
 const RUN_TIMEOUT_MS = 6 * 60_000;
 
@@ -23,21 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(outDir, { recursive: true, force: true });
 });
-
-function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'run.ts'), ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
-}
 
 /** A step that ran sagas to the end and timed them. */
 function expectMeasured(step: StepRecord | null | undefined): void {
@@ -51,7 +35,7 @@ describe('npm run bench -- --quick', () => {
   it(
     'measures the saga, both baselines and the relay, and writes the result, the chart and the summary',
     async () => {
-      const { code, output } = await runBench(['--quick', '--out', outDir]);
+      const { code, output } = await runScript('bench/run.ts', ['--quick', '--out', outDir]);
       if (code !== 0) throw new Error(`bench exited with ${code}:\n${output.slice(-4_000)}`);
 
       const files = await readdir(outDir);

@@ -9,13 +9,13 @@
  * The seed is random per run (more interleavings over time) and printed; reproduce a
  * failure with `npm run test:chaos -- --reduced --seed <seed>`.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { DrillResult } from '../../chaos/drills';
 import { DRILLS } from '../../chaos/drills';
 import type { Violation } from '../../chaos/invariants';
+import { runScript } from '../support/run-script';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 /** Seen: 140–260 s on 2 cores; the run's own watchdog ends it well before this. */
@@ -35,23 +35,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function runChaos(args: string[], logFile: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'chaos', 'run.ts'), ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      void writeFile(logFile, output).finally(() => resolve({ code, output }));
-    });
-  });
-}
-
 describe('chaos drills, reduced run', () => {
   it(
     'after every drill, every saga is at rest and every invariant holds: stock and money conserved, ledger keys applied once, each committed event in the stream exactly once and in order',
@@ -60,10 +43,14 @@ describe('chaos drills, reduced run', () => {
       const reportFile = path.join(dir, 'report.json');
       const logFile = path.join(ROOT, 'test-artifacts', `chaos-reduced-${seed}.log`);
       await mkdir(path.dirname(logFile), { recursive: true });
-      const { code, output } = await runChaos(
-        ['--reduced', '--seed', String(seed), '--out', reportFile],
-        logFile,
-      );
+      const { code, output } = await runScript('chaos/run.ts', [
+        '--reduced',
+        '--seed',
+        String(seed),
+        '--out',
+        reportFile,
+      ]);
+      await writeFile(logFile, output);
 
       const hint = `seed ${seed}; log in ${logFile}; reproduce with npm run test:chaos -- --reduced --seed ${seed}`;
       // 2 means the run itself could not finish (no report): show why.
