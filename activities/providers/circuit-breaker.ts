@@ -4,7 +4,7 @@ import {
   IsolatedCircuitError,
   SamplingBreaker,
   circuitBreaker,
-  handleType,
+  handleWhen,
 } from 'cockatiel';
 import { TransientProviderError } from './types';
 
@@ -16,16 +16,20 @@ import { TransientProviderError } from './types';
  * `halfOpenAfterMs` one trial call goes through: success closes the breaker, a transient
  * failure opens it again. Calls made while the trial runs wait for its outcome.
  *
- * A ratio over a window, not a count of failures in a row: one order's bad luck (a card
- * whose charges fail transiently a few times) must not cut every other order off the
- * provider. The chaos drills saw exactly that with a consecutive-failures breaker: a few
- * orders retrying at once opened it, healthy payments failed fast, burnt their retry
- * budget and ended `step_timeout`, and refunds sat in REQUIRES_ATTENTION for minutes.
+ * A ratio over a window, not a count of failures in a row, and only failures of the
+ * provider itself: one order's bad luck (a card whose charges fail transiently a few
+ * times) must not cut every other order off the provider. The chaos drills saw exactly
+ * that: a few orders retrying at once opened the breaker, healthy payments failed fast,
+ * burnt their retry budget and ended `step_timeout`; and once the load ended, the only
+ * calls left were refunds that fail on purpose a few times, so the ratio tripped it, each
+ * half-open trial was one of them, and those orders sat in REQUIRES_ATTENTION for minutes.
  * A provider that is really down fails most calls, from every order, and still trips it.
  *
- * Only TransientProviderError counts. Business answers (declined, refused) are results, so
- * they count as successes; other errors (bugs, a call aborted because the activity was
- * cancelled or timed out) say nothing about the provider's health and are not counted.
+ * Only a TransientProviderError of scope 'provider' counts as a failure. Business answers
+ * (declined, refused) are results, so they count as successes; other errors say nothing
+ * about the provider's health and are not counted at all: request-scoped transient errors
+ * (one card's processing error), bugs, and calls aborted because the activity was
+ * cancelled or timed out.
  *
  * Temporal does the waiting: the activity fails with a retryable failure and the saga's
  * retry policy backs off, so a dead provider costs one fast failure per attempt instead of
@@ -68,6 +72,9 @@ export class ProviderUnavailableError extends Error {
   override readonly name = 'ProviderUnavailable';
 }
 
+const isProviderFailure = (error: unknown): boolean =>
+  error instanceof TransientProviderError && error.scope === 'provider';
+
 /** Wraps a provider error raised by a call that was aborted, so the breaker ignores it. */
 class AbortedCall {
   constructor(readonly error: unknown) {}
@@ -93,7 +100,7 @@ export function withCircuitBreaker<T extends ProviderAdapter<T>>(
 ): T {
   const windowMs = options.windowMs ?? BREAKER_DEFAULTS.windowMs;
   const minimumCalls = options.minimumCalls ?? BREAKER_DEFAULTS.minimumCalls;
-  const policy = circuitBreaker(handleType(TransientProviderError), {
+  const policy = circuitBreaker(handleWhen(isProviderFailure), {
     breaker: new SamplingBreaker({
       threshold: options.failureRatio ?? BREAKER_DEFAULTS.failureRatio,
       duration: windowMs,

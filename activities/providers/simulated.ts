@@ -87,7 +87,11 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
         throw new TransientProviderError(`gateway unavailable (simulated, call ${calls})`);
       }
       if (paymentToken === 'tok_flaky' && calls <= 2) {
-        throw new TransientProviderError(`gateway unavailable (simulated, call ${calls})`);
+        // This card's issuer, not the gateway: other orders' charges go through meanwhile.
+        throw new TransientProviderError(
+          `processing error for this card (simulated, call ${calls})`,
+          'request',
+        );
       }
       if (paymentToken === 'tok_slow' && calls === 1) {
         await sleep(options.slowCallMs, signal);
@@ -112,7 +116,10 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
         return storeResponse<RefundResult>(pool, 'refund', idempotencyKey, { status: 'nothing_to_refund' });
       }
       if (charge.token === 'tok_refund_flaky' && calls <= 3) {
-        throw new TransientProviderError(`refund failed (simulated, call ${calls})`);
+        throw new TransientProviderError(
+          `refund failed for this charge (simulated, call ${calls})`,
+          'request',
+        );
       }
       return storeResponse<RefundResult>(pool, 'refund', idempotencyKey, {
         status: 'refunded',

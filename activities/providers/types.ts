@@ -30,7 +30,19 @@ export interface Carrier {
   cancelShipment(request: { idempotencyKey: string; trackingNumber: string }): Promise<void>;
 }
 
-/** A failure worth retrying (timeouts, 5xx). Anything a provider refuses is a result instead. */
+/**
+ * A failure worth retrying (timeouts, 5xx). Anything a provider refuses is a result instead.
+ * `scope` says what failed: 'provider' (unreachable, 5xx, overloaded: every call may fail;
+ * it counts toward the provider's circuit breaker) or 'request' (only this request, such as
+ * an issuer's processing error for one card: retried, but it says nothing about the
+ * provider's health, so the breaker ignores it).
+ */
 export class TransientProviderError extends Error {
   override readonly name = 'TransientProviderError';
+  constructor(
+    message: string,
+    readonly scope: 'provider' | 'request' = 'provider',
+  ) {
+    super(message);
+  }
 }

@@ -14,7 +14,7 @@ import {
 import { callProvider } from '../../activities/step-context';
 import { ErrorTypes } from '../../workflows/contracts';
 
-type Answer = 'transient' | 'declined' | 'captured' | 'bug';
+type Answer = 'transient' | 'card-transient' | 'declined' | 'captured' | 'bug';
 
 /** A gateway that answers from a script (the last answer repeats) and counts its calls. */
 function fakeGateway(...script: Answer[]) {
@@ -22,6 +22,8 @@ function fakeGateway(...script: Answer[]) {
   const answer = (): Promise<ChargeResult> => {
     const next = script.length > 1 ? script.shift()! : script[0]!;
     if (next === 'transient') return Promise.reject(new TransientProviderError('503 from the gateway'));
+    if (next === 'card-transient')
+      return Promise.reject(new TransientProviderError('processing error for this card', 'request'));
     if (next === 'bug') return Promise.reject(new TypeError('cannot read properties of undefined'));
     if (next === 'declined') return Promise.resolve({ status: 'declined', reason: 'card_declined' });
     return Promise.resolve({ status: 'captured', reference: 'ch_1' });
@@ -136,6 +138,20 @@ describe('withCircuitBreaker', () => {
     }
     expect(states).toEqual([]);
     expect(fake.calls).toHaveLength(2 * MIN_CALLS + 5 * 3 * MIN_CALLS);
+  });
+
+  it('when only single requests fail transiently (one card, one charge), then nothing counts: the breaker stays closed', async () => {
+    // The second defect the drills found: after the load, the only calls left were refunds
+    // failing on purpose a few times; as provider failures they tripped the breaker.
+    const fake = fakeGateway('card-transient');
+    const states: BreakerState[] = [];
+    const gateway = guarded(fake, states);
+    for (let i = 0; i < 5 * MIN_CALLS; i++)
+      await expect(gateway.charge(request)).rejects.toMatchObject({ scope: 'request' });
+    fake.then('captured');
+    await expect(gateway.charge(request)).resolves.toMatchObject({ status: 'captured' });
+    expect(states).toEqual([]);
+    expect(fake.calls).toHaveLength(5 * MIN_CALLS + 1);
   });
 
   it('when the provider declines, then the decline is an answer: it never counts as a failure', async () => {
