@@ -142,6 +142,8 @@ export const PATCHES = {
   paymentBulkhead: 'payment-bulkhead',
   /** v2: fraud screening between the approval gate and the charge. */
   fraudScreening: 'fraud-screening',
+  /** v3: the short database steps run as local activities, inside the workflow task. */
+  localDbSteps: 'local-db-steps',
 } as const;
 
 export const QUERY_STATE = 'state';

@@ -9,12 +9,14 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
   upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
+  type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -83,8 +85,33 @@ const BOOKKEEPING_OPTIONS: ActivityOptions = {
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
 };
 
+// v3: the database steps before and after the provider calls (createOrder,
+// reserveInventory, completeOrder) run as local activities: the worker runs them inside the
+// workflow task and records a marker, instead of the server scheduling, dispatching and
+// recording each as a task of its own. Same timeouts, budget and cancellation as above; a
+// failing local activity retries inside the workflow task (its backoff stays under
+// localRetryThreshold), and a worker that dies mid-step leaves the workflow task to time
+// out and run again elsewhere, where the step's ledger row makes the rerun change nothing.
+// Calls to other services stay activities: fraud screening, the charge (behind the
+// payments bulkhead) and the shipment. They may be slow or heartbeat, and fraud screening,
+// the last step before money moves, ends the workflow task: a cancel that arrived while
+// the local steps ran is seen there, before the charge is scheduled.
+const LOCAL_STEP_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: STEP_OPTIONS.startToCloseTimeout,
+  scheduleToCloseTimeout: STEP_OPTIONS.scheduleToCloseTimeout,
+  retry: STEP_OPTIONS.retry,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+const LOCAL_PIVOT_OPTIONS: LocalActivityOptions = {
+  startToCloseTimeout: PIVOT_OPTIONS.startToCloseTimeout,
+  retry: PIVOT_OPTIONS.retry,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
+
 const steps = proxyActivities<Activities>(STEP_OPTIONS);
 const pivot = proxyActivities<Activities>(PIVOT_OPTIONS);
+const localSteps = proxyLocalActivities<Activities>(LOCAL_STEP_OPTIONS);
+const localPivot = proxyLocalActivities<Activities>(LOCAL_PIVOT_OPTIONS);
 const compensations = proxyActivities<Activities>(COMPENSATION_OPTIONS);
 const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_OPTIONS);
 
@@ -105,6 +132,13 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   const { workflowId } = workflowInfo();
   const { orderId } = input;
   const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
+
+  // v3: the database steps run as local activities (LOCAL_STEP_OPTIONS). Asked before the
+  // first step, where the commands start to differ; runs started before this change (no
+  // marker in their history) replay with activities.
+  const localDbSteps = patched(PATCHES.localDbSteps);
+  const db = localDbSteps ? localSteps : steps;
+  const dbOptions: ActivityOptions & LocalActivityOptions = localDbSteps ? LOCAL_STEP_OPTIONS : STEP_OPTIONS;
 
   const state: OrderSagaState = {
     orderId,
@@ -207,7 +241,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       ),
     );
     await forward('createOrder', () =>
-      steps.createOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Write the order' }, [
+      db.createOrder.executeWithOptions({ ...dbOptions, summary: 'Write the order' }, [
         { ...call('createOrder'), input },
       ]),
     );
@@ -219,8 +253,8 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       ),
     );
     await forward('reserveInventory', () =>
-      steps.reserveInventory.executeWithOptions(
-        { ...STEP_OPTIONS, summary: `Reserve ${input.items.length} line(s) of stock` },
+      db.reserveInventory.executeWithOptions(
+        { ...dbOptions, summary: `Reserve ${input.items.length} line(s) of stock` },
         [{ ...call('reserveInventory'), items: input.items, awaitApproval: input.requiresApproval }],
       ),
     );
@@ -301,7 +335,14 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     saga.pivot();
     await CancellationScope.nonCancellable(() =>
       forward('completeOrder', () =>
-        pivot.completeOrder.executeWithOptions({ summary: 'Complete the order' }, [call('completeOrder')]),
+        localDbSteps
+          ? localPivot.completeOrder.executeWithOptions(
+              { ...LOCAL_PIVOT_OPTIONS, summary: 'Complete the order' },
+              [call('completeOrder')],
+            )
+          : pivot.completeOrder.executeWithOptions({ summary: 'Complete the order' }, [
+              call('completeOrder'),
+            ]),
       ),
     );
     setStatus('COMPLETED');

@@ -1,4 +1,5 @@
 import { DENIED_CUSTOMER, startSagaHarness, type SagaHarness } from '../support/saga-harness';
+import { recordedSteps } from '../support/history';
 import { paymentTaskQueueFor } from '../../workflows/contracts';
 import type { OrderSagaState } from '../../workflows/contracts';
 
@@ -84,6 +85,20 @@ describe('order saga', () => {
       .filter((attributes) => attributes?.activityType?.name === 'chargePayment');
     expect(scheduled.map((attributes) => attributes?.taskQueue?.name)).toEqual([
       paymentTaskQueueFor(saga.taskQueue),
+    ]);
+  });
+
+  it('when a saga runs, then its database steps run as local activities and calls to other services as activities', async () => {
+    const order = await saga.startOrder({ paymentToken: 'tok_ok' });
+    await order.result();
+    const history = await order.handle.fetchHistory();
+    expect(recordedSteps(history.events ?? []).map(({ activity, local }) => ({ activity, local }))).toEqual([
+      { activity: 'createOrder', local: true },
+      { activity: 'reserveInventory', local: true },
+      { activity: 'screenOrder', local: false },
+      { activity: 'chargePayment', local: false },
+      { activity: 'createShipment', local: false },
+      { activity: 'completeOrder', local: true },
     ]);
   });
 

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { Browser, Page } from 'playwright-core';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import type { OrderSagaResult } from '../../workflows/contracts';
 import { launchChromium } from '../support/chromium';
+import { recordedSteps } from '../support/history';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 
@@ -147,21 +147,14 @@ describe('Temporal Web UI', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'temporal-ui-run.png'), fullPage: true });
   });
 
-  it('when a saga runs, then every activity it schedules carries a summary an operator can read', async () => {
+  it('when a saga runs, then every activity and local activity it runs carries a summary an operator can read', async () => {
     const events = (await saga.client.workflow.getHandle(declined.workflowId).fetchHistory()).events ?? [];
-    const scheduled = events
-      .filter((event) => event.activityTaskScheduledEventAttributes)
-      .map((event) => {
-        const payload = event.userMetadata?.summary;
-        return {
-          activity: event.activityTaskScheduledEventAttributes!.activityType!.name!,
-          summary: payload ? defaultPayloadConverter.fromPayload<string>(payload) : undefined,
-        };
-      });
-    expect(scheduled.map((s) => s.activity)).toEqual(
-      expect.arrayContaining(['chargePayment', 'releaseInventory']),
+    const recorded = recordedSteps(events);
+    expect(recorded.map((s) => s.activity)).toEqual(
+      expect.arrayContaining(['createOrder', 'reserveInventory', 'chargePayment', 'releaseInventory']),
     );
-    const unnamed = scheduled.filter((s) => typeof s.summary !== 'string' || s.summary.trim() === '');
+    expect(recorded.some((s) => s.local)).toBe(true);
+    const unnamed = recorded.filter((s) => typeof s.summary !== 'string' || s.summary.trim() === '');
     expect(unnamed.map((s) => s.activity)).toEqual([]);
   });
 });

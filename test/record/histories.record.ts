@@ -15,7 +15,7 @@ import {
  * (test/replay) replays them against the current workflow code, so a change that would
  * break sagas already running fails CI. Bump WORKFLOW_VERSION when the saga changes.
  */
-const WORKFLOW_VERSION = 'v2'; // v2: fraud screening + payment bulkhead (patched)
+const WORKFLOW_VERSION = 'v3'; // v3: database steps as local activities (patched); v2: fraud screening + payment bulkhead
 const OUT_DIR = path.resolve(__dirname, '..', 'histories');
 
 type Drive = (saga: SagaHarness, order: StartedOrder) => Promise<void>;

@@ -87,9 +87,9 @@ test('a workflow with two steps swapped fails replay with a determinism violatio
   const errors = await replayAltered(
     (source) =>
       source
-        .replace('steps.createOrder.executeWithOptions', 'steps.__FIRST__.executeWithOptions')
-        .replace('steps.reserveInventory.executeWithOptions', 'steps.createOrder.executeWithOptions')
-        .replace('steps.__FIRST__.executeWithOptions', 'steps.reserveInventory.executeWithOptions'),
+        .replace('db.createOrder.executeWithOptions', 'db.__FIRST__.executeWithOptions')
+        .replace('db.reserveInventory.executeWithOptions', 'db.createOrder.executeWithOptions')
+        .replace('db.__FIRST__.executeWithOptions', 'db.reserveInventory.executeWithOptions'),
     await loadHistories(),
   );
   expect(errors.length).toBeGreaterThan(0);
@@ -104,9 +104,25 @@ test('a workflow with two steps swapped fails replay with a determinism violatio
 test('without its patched() guards, the v2 workflow breaks the v1 histories that reach the change', async () => {
   const v1 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v1'));
   expect(v1.length).toBeGreaterThan(0);
-  const errors = await replayAltered((source) => source.replace(/patched\(PATCHES\.\w+\)/g, 'true'), v1);
+  // Only the v2 guards: the v3 one, forced on, would break every v1 history at its first step.
+  const errors = await replayAltered(
+    (source) => source.replace(/patched\(PATCHES\.(fraudScreening|paymentBulkhead)\)/g, 'true'),
+    v1,
+  );
   const broken = errors.filter((error) => error instanceof DeterminismViolationError);
   // Paths that stop before the fraud screening (out of stock, cancelled early, rejected…)
   // never reach the change; every path that reaches the payment step must break.
   expect(broken.length).toBeGreaterThanOrEqual(7);
+}, 60_000);
+
+/**
+ * The v3 change (database steps as local activities) is guarded too: forced on, every v2
+ * history breaks at its first step, which it recorded as an activity, not a marker.
+ */
+test('without its patched() guard, the v3 workflow breaks every v2 history', async () => {
+  const v2 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v2'));
+  expect(v2.length).toBeGreaterThan(0);
+  const errors = await replayAltered((source) => source.replace('patched(PATCHES.localDbSteps)', 'true'), v2);
+  expect(errors).toHaveLength(v2.length);
+  for (const error of errors) expect(error).toBeInstanceOf(DeterminismViolationError);
 }, 60_000);
