@@ -1,25 +1,29 @@
 /**
- * Baseline (a), bare Temporal: bench/baseline-workflow.ts on the same server, run by an
- * in-process Worker with the saga worker's slot settings on a task queue of its own, and
+ * Baseline (a), bare Temporal: bench/baseline-workflow.ts on the same server, in the
+ * saga's shape (a local activity where the saga runs one, an activity where it runs one,
+ * on the matching task queue), run by in-process Workers with the saga workers' settings,
+ * as worker/create-worker.ts sets them up: one on a task queue of its own with the saga
+ * worker's slots, and, for a second queue the saga uses (its payments bulkhead), one on
+ * `<bare queue>-payments` with the payments worker's slots and rate limit. Runs are
  * started at a constant rate straight through @temporalio/client (no HTTP, no Postgres,
- * no outbox). The last no-op activity reports the run's end to the tracker in memory,
- * the point that matches the saga's OrderCompleted commit.
+ * no outbox). The last no-op step reports the run's end to the tracker in memory, the
+ * point that matches the saga's OrderCompleted commit.
  */
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { TemporalConnectionConfig } from '../worker/config';
-import type { BareActivities, bareSaga, bareSagaLocal } from './baseline-workflow';
+import type { BareActivities, bareSaga } from './baseline-workflow';
+import { bundleWorkflows } from './bundle';
+import type { BenchConfig } from './config';
 import { wallNow } from './cpu';
+import { otherQueues, type StepShape } from './lib/saga-shape';
 import { RequestError, type Driver } from './load';
 import type { Tracker } from './tracker';
 
 export function bundleBareWorkflow(): Promise<string> {
-  return bundleWorkflowCode({
-    workflowsPath: require.resolve('./baseline-workflow'),
-    logger: new DefaultLogger('WARN'),
-  }).then(({ code }) => code);
+  return bundleWorkflows(require.resolve('./baseline-workflow'));
 }
 
 export interface BareOptions {
@@ -27,17 +31,22 @@ export interface BareOptions {
   namespace: string;
   client: Client;
   bundleCode: string;
-  /** How many activities the saga's happy path runs (counted in a real saga's history). */
-  activities: number;
+  /** The saga's shape (bench/lib/saga-shape.ts): which task queues get a worker. */
+  shape: StepShape[];
   payload: unknown;
-  worker: { maxConcurrentActivities: number; maxConcurrentWorkflowTasks: number };
+  worker: Pick<
+    BenchConfig['worker'],
+    | 'maxConcurrentActivities'
+    | 'maxConcurrentWorkflowTasks'
+    | 'paymentMaxConcurrentActivities'
+    | 'paymentMaxActivitiesPerSecond'
+  >;
   tracker: Tracker;
 }
 
 export interface BareTemporal {
-  driver: Driver;
-  /** The same runs with local activities (bareSagaLocal). */
-  localDriver: Driver;
+  /** Starts runs of the given shape: the saga's, or another of the same steps on the same queues. */
+  driverFor(shape: StepShape[]): Driver;
   taskQueue: string;
   stop(): Promise<void>;
 }
@@ -60,54 +69,70 @@ export async function startBareTemporal(options: BareOptions): Promise<BareTempo
     ...(options.connection.tls ? { tls: options.connection.tls } : {}),
     ...(options.connection.apiKey ? { apiKey: options.connection.apiKey } : {}),
   });
-  let running: Promise<void> | undefined;
+  const suffixes = otherQueues(options.shape);
+  const workers: Worker[] = [];
+  const runs: Array<Promise<void>> = [];
+  let failure: unknown;
+  // Each worker runs as soon as it exists, so a failure to create the next one stops it.
+  const startWorker = async (workerOptions: WorkerOptions): Promise<void> => {
+    const worker = await Worker.create(workerOptions);
+    workers.push(worker);
+    runs.push(worker.run().catch((error: unknown) => void (failure ??= error)));
+  };
+  const stopWorkers = async (): Promise<void> => {
+    for (const worker of workers) {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    }
+    await Promise.all(runs);
+    await connection.close();
+  };
   try {
-    const worker = await Worker.create({
-      connection,
-      namespace: options.namespace,
+    const common = { connection, namespace: options.namespace, activities, shutdownGraceTime: 10_000 };
+    await startWorker({
+      ...common,
       taskQueue,
       workflowBundle: { code: options.bundleCode },
-      activities,
       maxConcurrentActivityTaskExecutions: options.worker.maxConcurrentActivities,
       maxConcurrentWorkflowTaskExecutions: options.worker.maxConcurrentWorkflowTasks,
-      shutdownGraceTime: '10s',
     });
-    let failure: unknown;
-    running = worker.run().catch((error: unknown) => {
-      failure = error;
-    });
+    const perSecond = options.worker.paymentMaxActivitiesPerSecond;
+    for (const suffix of suffixes) {
+      await startWorker({
+        ...common,
+        taskQueue: `${taskQueue}${suffix}`,
+        maxConcurrentActivityTaskExecutions: options.worker.paymentMaxConcurrentActivities,
+        ...(perSecond > 0 ? { maxTaskQueueActivitiesPerSecond: perSecond } : {}),
+      });
+    }
 
-    const driverFor = (workflowType: 'bareSaga' | 'bareSagaLocal'): Driver => ({
-      async submit() {
-        if (failure !== undefined) {
-          throw new RequestError(
-            `bare worker failed: ${failure instanceof Error ? failure.message : 'unknown'}`,
-          );
-        }
-        const workflowId = `bare-${randomUUID()}`;
-        try {
-          await options.client.workflow.start<typeof bareSaga | typeof bareSagaLocal>(workflowType, {
-            taskQueue,
-            workflowId,
-            args: [{ activities: options.activities, payload: options.payload }],
-          });
-        } catch (error) {
-          throw new RequestError(`start failed: ${error instanceof Error ? error.name : String(error)}`);
-        }
-        return workflowId;
-      },
-    });
+    const driverFor = (shape: StepShape[]): Driver => {
+      const missing = otherQueues(shape).filter((suffix) => !suffixes.includes(suffix));
+      if (missing.length > 0) throw new Error(`no bare worker polls the task queues ${missing.join(', ')}`);
+      return {
+        async submit() {
+          if (failure !== undefined) {
+            throw new RequestError(
+              `bare worker failed: ${failure instanceof Error ? failure.message : 'unknown'}`,
+            );
+          }
+          const workflowId = `bare-${randomUUID()}`;
+          try {
+            await options.client.workflow.start<typeof bareSaga>('bareSaga', {
+              taskQueue,
+              workflowId,
+              args: [{ steps: shape, payload: options.payload }],
+            });
+          } catch (error) {
+            throw new RequestError(`start failed: ${error instanceof Error ? error.name : String(error)}`);
+          }
+          return workflowId;
+        },
+      };
+    };
     let stopped: Promise<void> | undefined;
-    const stop = (): Promise<void> =>
-      (stopped ??= (async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running;
-        await connection.close();
-      })());
-    return { driver: driverFor('bareSaga'), localDriver: driverFor('bareSagaLocal'), taskQueue, stop };
+    return { driverFor, taskQueue, stop: () => (stopped ??= stopWorkers()) };
   } catch (error) {
-    await running;
-    await connection.close();
+    await stopWorkers();
     throw error;
   }
 }

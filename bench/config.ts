@@ -101,12 +101,15 @@ export interface BenchConfig {
    * caller; it measures the saga, not the limiter).
    */
   childEnv: NodeJS.ProcessEnv;
-  /** The saga worker's settings, which the bare baseline's worker copies. */
+  /** The saga worker's settings, which the bare baseline's workers copy. */
   worker: {
     maxConcurrentActivities: number;
     maxConcurrentWorkflowTasks: number;
     dbPoolSize: number;
     slowPaymentMs: number;
+    /** The payments bulkhead's worker: activity slots and task-queue rate (0 = no limit). */
+    paymentMaxConcurrentActivities: number;
+    paymentMaxActivitiesPerSecond: number;
   };
   relay: Pick<
     RelayConfig,
@@ -176,6 +179,8 @@ export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
       maxConcurrentWorkflowTasks: worker.maxConcurrentWorkflowTasks,
       dbPoolSize: worker.dbPoolSize,
       slowPaymentMs: worker.slowPaymentMs,
+      paymentMaxConcurrentActivities: worker.payments.maxConcurrentActivities,
+      paymentMaxActivitiesPerSecond: worker.payments.maxActivitiesPerSecond,
     },
     relay: {
       batchSize: relay.batchSize,

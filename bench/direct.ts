@@ -1,68 +1,22 @@
 /**
- * Baseline (b), direct: the saga's SQL transactions without Temporal. The recipe is read
- * from a real completed saga's history (which activities ran, in order, with which
- * arguments), so the baseline follows the saga as it changes. Each direct "saga" is that
- * recipe with a fresh order id: the API's own insert, then every activity function from
- * createActivities, called in sequence inside MockActivityEnvironment (which provides the
- * activity Context they read). Several run at once; sagas/s is what completes.
+ * Baseline (b), direct: the saga's SQL transactions without Temporal. The recipe is a real
+ * completed saga's happy path (bench/template.ts: every step, local activity or not, in
+ * order, with its arguments), so the baseline follows the saga as it changes. Each direct
+ * "saga" is that recipe with a fresh order id: the API's own insert, then every activity
+ * function from createActivities, called in sequence inside MockActivityEnvironment (which
+ * provides the activity Context they read). Several run at once; sagas/s is what completes.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Client } from '@temporalio/client';
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../activities/providers/simulated';
 import { insertOrderIfAbsent } from '../db/orders';
 import { createPool } from '../db/pool';
 import { withTransaction } from '../db/tx';
-import { workflowIdFor, type OrderSagaInput } from '../workflows/contracts';
+import { workflowIdFor } from '../workflows/contracts';
 import { summarize, type Summary } from './lib/stats';
-
-export interface SagaTemplate {
-  workflowId: string;
-  orderId: string;
-  input: OrderSagaInput;
-  /** The activities the saga ran, in order, with their decoded arguments. */
-  steps: Array<{ activity: string; args: unknown[] }>;
-  /** History size and its event kinds: what each saga costs the Temporal server. */
-  historyEvents: number;
-  eventKinds: Record<string, number>;
-}
-
-/** Reads a completed saga's history into a recipe (fails unless it is a plain happy path). */
-export async function captureSagaTemplate(client: Client, workflowId: string): Promise<SagaTemplate> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const events = history.events ?? [];
-  const eventKinds: Record<string, number> = {};
-  const steps: SagaTemplate['steps'] = [];
-  let input: OrderSagaInput | undefined;
-  const decode = (payloads: Payload[] | null | undefined): unknown[] =>
-    (payloads ?? []).map((payload) => defaultPayloadConverter.fromPayload(payload));
-  for (const event of events) {
-    const kind = Object.keys(event).find(
-      (key) => key.endsWith('EventAttributes') && (event as Record<string, unknown>)[key] != null,
-    );
-    const name = kind ? kind.replace(/EventAttributes$/, '') : 'unknown';
-    eventKinds[name] = (eventKinds[name] ?? 0) + 1;
-    const started = event.workflowExecutionStartedEventAttributes;
-    if (started) input = decode(started.input?.payloads)[0] as OrderSagaInput;
-    const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) {
-      steps.push({ activity: scheduled.activityType?.name ?? '?', args: decode(scheduled.input?.payloads) });
-    }
-  }
-  if (input === undefined || steps.length === 0) {
-    throw new Error(`${workflowId}: no saga input or no activities in its history`);
-  }
-  return { workflowId, orderId: input.orderId, input, steps, historyEvents: events.length, eventKinds };
-}
-
-/** The recipe for another order: every mention of the template's order id replaced. */
-export function instantiate(template: SagaTemplate, orderId: string): Pick<SagaTemplate, 'input' | 'steps'> {
-  const text = JSON.stringify({ input: template.input, steps: template.steps });
-  return JSON.parse(text.replaceAll(template.orderId, orderId)) as Pick<SagaTemplate, 'input' | 'steps'>;
-}
+import { instantiate, type SagaTemplate } from './template';
 
 export interface DirectRun {
   concurrency: number;
@@ -108,6 +62,7 @@ export async function runDirect(
       const environment = new MockActivityEnvironment({
         workflowExecution: { workflowId, runId: randomUUID() },
         activityType: step.activity,
+        isLocal: step.local,
         attempt: 1,
       });
       const outcome = await environment.run(activity, ...step.args);

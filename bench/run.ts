@@ -7,11 +7,13 @@
  *   1. start the system (stack, migrations, a product, worker + relay + api processes)
  *   2. a first saga (waits for the worker), then a warm-up step
  *   3. idle latency: one order at a time
- *   4. bare Temporal: the same number of no-op activities; idle latency and saturation
+ *   4. bare Temporal: the saga's shape (local activities, activities, task queues) with no-op
+ *      steps; idle latency and saturation, and idle latency of the same steps all activities
+ *      and all local
  *   5. saturation search of the saga (happy path)
  *   6. half load: 50 % of the saga's saturation (POST latency, saga latency, outbox lag, CPU)
  *   7. saturation search with 10 % declined payments
- *   8. direct: the same SQL transactions without Temporal, at a few concurrencies
+ *   8. direct: the same SQL transactions (every step, local or not) without Temporal
  *   9. backlog drain: relay stopped, N events appended, drained by the relay's code
  * Everything it started is stopped at the end, whatever happens (Ctrl-C included).
  */
@@ -29,7 +31,7 @@ import { ensureOrdersStream, type NatsConnection } from '../worker/stream';
 import { bundleBareWorkflow, startBareTemporal } from './bare';
 import { loadBenchConfig, USAGE, type BenchConfig } from './config';
 import { createCpuSampler, type CpuSampler } from './cpu';
-import { captureSagaTemplate, runDirect, type SagaTemplate } from './direct';
+import { runDirect } from './direct';
 import { measureDrain, pendingEvents } from './drain';
 import { cpuBetween, type CpuSample, type Role } from './lib/procstat';
 import {
@@ -42,7 +44,14 @@ import {
   stepLine,
   summaryTable,
 } from './lib/report';
-import type { BenchResult, DrainRecord, RatePoint, SearchRecord, StepRecord } from './lib/result';
+import type {
+  BenchResult,
+  DrainRecord,
+  RatePoint,
+  SearchRecord,
+  ShapeVariantRecord,
+  StepRecord,
+} from './lib/result';
 import {
   judgeStep,
   ladderFrom,
@@ -51,6 +60,7 @@ import {
   type Probe,
   type SearchOptions,
 } from './lib/saturation';
+import { describeShape, shapeVariants, stepLabel } from './lib/saga-shape';
 import { stepMetrics } from './lib/step';
 import { parseResult, stringifyResult } from './lib/result-json';
 import { renderChart } from './lib/svg';
@@ -63,6 +73,7 @@ import {
   type StepRun,
 } from './load';
 import { createDataDir, startSystem, type System } from './system';
+import { bundleStepRecorder, captureSagaTemplate, type SagaTemplate } from './template';
 import { Tracker, followStream } from './tracker';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -295,9 +306,11 @@ async function bench(
   );
   if (!run.cpu.available) run.notes.push('no /proc here: CPU per process is not measured');
 
-  // The bare workflow's bundle builds while the stack starts.
+  // The bare workflow's bundle, and the saga's with the step recorder, build while the stack starts.
   const bareBundle = bundleBareWorkflow();
   bareBundle.catch(() => undefined); // awaited (and reported) in the bare phase
+  const recorderBundle = bundleStepRecorder();
+  recorderBundle.catch(() => undefined); // awaited (and reported) after the first saga
 
   // 1. The system.
   const abortOnExit = new AbortController();
@@ -351,10 +364,14 @@ async function bench(
   const firstSample = first.samples[0];
   const firstMs = (firstSample.doneAtMs ?? Number.NaN) - firstSample.dueAtMs;
   say(`  first saga completed in ${formatMs(firstMs)} ms`);
-  const template: SagaTemplate = await captureSagaTemplate(client, workflowIdFor(firstId));
-  say(
-    `  saga happy path: ${template.steps.map((step) => step.activity).join(' → ')} (${template.historyEvents} history events)`,
+  const template: SagaTemplate = await captureSagaTemplate(
+    client,
+    workflowIdFor(firstId),
+    await recorderBundle,
   );
+  const sagaShape = describeShape(template.shape);
+  say(`  saga happy path, ${sagaShape} (${template.historyEvents} history events):`);
+  say(`    ${template.steps.map(stepLabel).join(' → ')}`);
   // Warm up without flooding a slow system: about four sagas in flight at most.
   const warmupRate = Math.min(
     plan.warmup.ratePerS,
@@ -381,43 +398,49 @@ async function bench(
   const searchOptions: SearchOptions = { refine: plan.refine, refineGap: 1.15, maxSteps: plan.maxSteps };
 
   // 4. Bare Temporal.
-  say(`bare Temporal: ${template.steps.length} no-op activities per run`);
+  say(`bare Temporal: the saga's shape with no-op steps, ${sagaShape}`);
   const bare = await optional(run, 'bare Temporal baseline', async () => {
     const baseline = await startBareTemporal({
       connection: temporalConnection,
       namespace: config.temporal.namespace,
       client,
       bundleCode: await bareBundle,
-      activities: template.steps.length,
+      shape: template.shape,
       payload: template.input,
       worker: config.worker,
       tracker: run.tracker,
     });
     cleanup.add('bare worker', () => baseline.stop());
     try {
-      await measureStep(run, baseline.driver, 'bare warm', {
+      const driver = baseline.driverFor(template.shape);
+      await measureStep(run, driver, 'bare warm', {
         ratePerS: warmupRate,
         durationMs: plan.bare.warmupMs,
         kindOf: happyPath,
       });
-      const bareIdle = await measureOneAtATime(run, baseline.driver, 'bare idle', plan.bare.idleOrders);
-      const localIdle = await measureOneAtATime(
-        run,
-        baseline.localDriver,
-        'bare local',
-        plan.bare.idleOrders,
-      );
+      const bareIdle = await measureOneAtATime(run, driver, 'bare idle', plan.bare.idleOrders);
+      const variants: ShapeVariantRecord[] = [];
+      for (const variant of shapeVariants(template.shape)) {
+        const variantDriver = baseline.driverFor(variant.shape);
+        const idle = await measureOneAtATime(
+          run,
+          variantDriver,
+          `bare ${variant.name}`,
+          plan.bare.idleOrders,
+        );
+        variants.push({ shape: describeShape(variant.shape), idle });
+      }
       const deadline = searchDeadline(run, 3, reserve.half + reserve.direct + reserve.drain + reserve.write);
       const search = await searchSaturation(
         run,
-        baseline.driver,
+        driver,
         'bare',
         plan.ladder,
         { ...searchOptions, maxSteps: plan.bare.maxSteps },
         happyPath,
         deadline,
       );
-      return { activities: template.steps.length, idle: bareIdle, localIdle, search };
+      return { shape: sagaShape, idle: bareIdle, variants, search };
     } finally {
       await baseline.stop();
       // Runs still open have no worker now: stop waiting for them.
@@ -615,11 +638,11 @@ function assemble(
   }
   notes.push(
     'Saturation rates are ladder rungs (plus at most one midpoint): the true limit lies between the last sustained rate and the first that was not.',
-    'The bench\'s own load generator, stream consumer and (for bare Temporal) worker share the same cores; its CPU is the "bench" row.',
+    'The bench\'s own load generator, stream consumer and (for bare Temporal) workers share the same cores; its CPU is the "bench" row.',
   );
 
   return {
-    schema: 1,
+    schema: 2,
     mode: config.mode,
     startedAt: parts.startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -663,7 +686,8 @@ function assemble(
         'the Temporal dev server on SQLite, as npm start runs them.',
     },
     saga: {
-      activities: parts.template.steps.map((step) => step.activity),
+      steps: parts.template.steps.map(({ activity, local, taskQueue }) => ({ activity, local, taskQueue })),
+      shape: describeShape(parts.template.shape),
       historyEvents: parts.template.historyEvents,
       eventKinds: parts.template.eventKinds,
     },

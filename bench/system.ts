@@ -12,12 +12,12 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { migrate } from '../db/migrate';
 import { createPool } from '../db/pool';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../scripts/processes';
 import { startStack, type Stack } from '../scripts/stack';
 import { ensureTools } from '../scripts/tools';
+import { bundleWorkflows } from './bundle';
 import type { BenchConfig } from './config';
 import { BENCH_SKU } from './load';
 
@@ -134,10 +134,7 @@ export async function startSystem(config: BenchConfig, dataDir: string, hooks: S
 }
 
 async function buildSagaBundle(dataDir: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
+  const code = await bundleWorkflows(require.resolve('../workflows'));
   const file = path.join(dataDir, 'saga-workflow-bundle.js');
   await writeFile(file, code);
   return file;

@@ -4,6 +4,7 @@
  */
 import { ROLES, type CpuReport } from './procstat';
 import type { BenchResult, SearchRecord, StepRecord } from './result';
+import { stepLabel } from './saga-shape';
 import type { Series } from './svg';
 
 export function formatMs(ms: number): string {
@@ -92,7 +93,7 @@ function summaryRows(result: BenchResult): string[][] {
       '',
     ],
     [
-      `bare Temporal (${result.bare?.activities ?? '?'} no-op activities), completed/s`,
+      `bare Temporal (the saga's shape, no-op: ${result.bare?.shape ?? '?'}), completed/s`,
       bareSaturation
         ? `${formatRate(bareSaturation.completedPerS)} (offered ${formatRate(bareSaturation.offeredPerS)}/s)`
         : '–',
@@ -100,12 +101,14 @@ function summaryRows(result: BenchResult): string[][] {
       '',
     ],
     [
-      'bare Temporal p50 / p99, idle: activities · local activities',
+      [
+        "bare Temporal p50 / p99, idle: the saga's shape",
+        ...(result.bare?.variants ?? []).map((v) => v.shape),
+      ].join(' · '),
       result.bare?.idle
-        ? `${formatMs(result.bare.idle.saga.p50)} / ${formatMs(result.bare.idle.saga.p99)} ms · ` +
-          (result.bare.localIdle
-            ? `${formatMs(result.bare.localIdle.saga.p50)} / ${formatMs(result.bare.localIdle.saga.p99)} ms`
-            : '–')
+        ? [result.bare.idle, ...result.bare.variants.map((variant) => variant.idle)]
+            .map((idle) => `${formatMs(idle.saga.p50)} / ${formatMs(idle.saga.p99)} ms`)
+            .join(' · ')
         : '–',
       '',
       '',
@@ -308,7 +311,7 @@ export function renderMarkdown(result: BenchResult): string {
   if (result.saga) {
     sections.push(
       '',
-      `Saga happy path: ${result.saga.activities.length} activities (${result.saga.activities.join(' → ')}), ` +
+      `Saga happy path: ${result.saga.shape} (${result.saga.steps.map(stepLabel).join(' → ')}), ` +
         `${result.saga.historyEvents} history events.`,
     );
   }

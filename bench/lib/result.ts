@@ -1,5 +1,6 @@
 /** The shape of bench/results/<timestamp>.json (types only). */
 import type { CpuReport, Role } from './procstat';
+import type { SagaStep } from './saga-shape';
 import type { Probe, SaturationBounds } from './saturation';
 import type { Summary } from './stats';
 import type { StepMetrics } from './step';
@@ -61,8 +62,19 @@ export interface MachineInfo {
   node: string;
 }
 
+/** One step of the saga's happy path (without its arguments). */
+export type SagaStepRecord = Pick<SagaStep, 'activity' | 'local' | 'taskQueue'>;
+
+/** The bare baseline's idle latency in another shape of the saga's steps. */
+export interface ShapeVariantRecord {
+  /** e.g. "6 local activities" */
+  shape: string;
+  idle: StepRecord;
+}
+
 export interface BenchResult {
-  schema: 1;
+  /** 2 since local activities (schema 1 results are read by result-json.ts). */
+  schema: 2;
   mode: 'quick' | 'full';
   startedAt: string;
   finishedAt: string;
@@ -88,17 +100,25 @@ export interface BenchResult {
     embedded: { postgres: boolean; temporal: boolean; nats: boolean };
     workload: string;
   };
-  /** The saga's happy path as recorded in a real run's history. */
-  saga: { activities: string[]; historyEvents: number; eventKinds: Record<string, number> } | null;
+  /** The saga's happy path, read from a real run (bench/template.ts). */
+  saga: {
+    /** In order; taskQueue is null for a local activity (and in schema 1 results, unknown). */
+    steps: SagaStepRecord[];
+    /** e.g. "3 local + 3 activities, 1 on a second task queue" */
+    shape: string;
+    historyEvents: number;
+    eventKinds: Record<string, number>;
+  } | null;
   idle: StepRecord | null;
   happy: SearchRecord | null;
   half: StepRecord | null;
   mix: SearchRecord | null;
   bare: {
-    activities: number;
+    /** The saga's shape, which the bare runs copy step by step (the saga ÷ bare ratio). */
+    shape: string;
     idle: StepRecord | null;
-    /** Idle latency of the same runs with local activities. */
-    localIdle: StepRecord | null;
+    /** Idle latency of the same steps in other shapes (all activities, all local), for scale. */
+    variants: ShapeVariantRecord[];
     search: SearchRecord | null;
   } | null;
   direct: DirectRecord[];

@@ -54,7 +54,9 @@ describe('npm run bench -- --quick', () => {
       expect(result.half!.post.p99).toBeGreaterThan(0);
       expect(result.half!.outboxLag.count).toBeGreaterThan(0);
       expect(result.mix?.steps.length).toBeGreaterThan(0);
-      // The baselines, from the same run, and the ratios between them.
+      // The baselines, from the same run, and the ratios between them; bare Temporal in the saga's shape.
+      expect(result.saga?.steps.length).toBeGreaterThan(0);
+      expect(result.bare?.shape).toBe(result.saga?.shape);
       expectMeasured(result.bare?.idle);
       expect(result.bare?.search?.peak?.completedPerS).toBeGreaterThan(0);
       expect(result.direct.length).toBeGreaterThan(0);

@@ -1,3 +1,5 @@
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { History } from '@temporalio/common/lib/proto-utils';
 import {
   classifyCommand,
   cpuBetween,
@@ -8,7 +10,7 @@ import {
   type ProcStat,
 } from '../../bench/lib/procstat';
 import { formatMs, markdownTable, renderMarkdown } from '../../bench/lib/report';
-import type { BenchResult } from '../../bench/lib/result';
+import type { BenchResult, StepRecord } from '../../bench/lib/result';
 import { parseResult, stringifyResult } from '../../bench/lib/result-json';
 import {
   DEFAULT_BOUNDS,
@@ -20,6 +22,19 @@ import {
   type SearchOptions,
   type Tried,
 } from '../../bench/lib/saturation';
+import {
+  describeShape,
+  disagreements,
+  LOCAL_ACTIVITY_MARKER,
+  otherQueues,
+  readHistory,
+  rebaseQueue,
+  shapeOf,
+  shapeVariants,
+  stepFromCall,
+  stepLabel,
+  type RecordedCall,
+} from '../../bench/lib/saga-shape';
 import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from '../../bench/lib/schedule';
 import { percentile, summarize } from '../../bench/lib/stats';
 import { stepMetrics, type OrderSample } from '../../bench/lib/step';
@@ -414,6 +429,193 @@ describe('SVG chart', () => {
   });
 });
 
+describe('saga shape', () => {
+  // What the step recorder reports while the bench replays a v3 saga (database steps local)
+  // on the replay worker's own task queue.
+  const replayQueue = 'fake_replay_queue-1';
+  const call = (activity: string, local: boolean, taskQueue: string | null = null): RecordedCall => ({
+    activity,
+    args: [{ idempotencyKey: `order-1:${activity}` }],
+    local,
+    taskQueue,
+  });
+  const calls = [
+    call('createOrder', true),
+    call('reserveInventory', true),
+    call('screenOrder', false),
+    call('chargePayment', false, `${replayQueue}-payments`),
+    call('createShipment', false),
+    call('completeOrder', true),
+  ];
+  const steps = calls.map((recorded) => stepFromCall(recorded, replayQueue, 'orders'));
+
+  it("keeps every recorded step, in order, local or not, with its arguments, on the saga's queues", () => {
+    expect(steps.map(stepLabel)).toEqual([
+      'createOrder [local]',
+      'reserveInventory [local]',
+      'screenOrder [orders]',
+      'chargePayment [orders-payments]',
+      'createShipment [orders]',
+      'completeOrder [local]',
+    ]);
+    expect(steps[0]?.args).toEqual([{ idempotencyKey: 'order-1:createOrder' }]);
+    // A queue not derived from the workflow's stays as it is.
+    const fixed = stepFromCall(call('chargePayment', false, 'global-payments'), replayQueue, 'orders');
+    expect(fixed.taskQueue).toBe('global-payments');
+    expect(rebaseQueue('q-payments', 'q', 'r')).toBe('r-payments');
+  });
+
+  it("turns the steps into a shape relative to the workflow's queue, and describes it", () => {
+    const shape = shapeOf(steps, 'orders');
+    expect(shape).toEqual([
+      { local: true },
+      { local: true },
+      { local: false, queueSuffix: '' },
+      { local: false, queueSuffix: '-payments' },
+      { local: false, queueSuffix: '' },
+      { local: true },
+    ]);
+    expect(otherQueues(shape)).toEqual(['-payments']);
+    expect(describeShape(shape)).toBe('3 local + 3 activities, 1 on a second task queue');
+    expect(describeShape(shapeOf([{ local: false, taskQueue: 'elsewhere' }], 'orders'))).toBe(
+      '1 activity, 1 on a second task queue',
+    );
+    expect(describeShape([{ local: true }, { local: false, queueSuffix: '' }])).toBe('1 local + 1 activity');
+    expect(describeShape([{ local: true }])).toBe('1 local activity');
+  });
+
+  it('offers the all-activities and all-local variants that differ from the saga', () => {
+    const variants = shapeVariants(shapeOf(steps, 'orders'));
+    expect(variants.map((variant) => [variant.name, describeShape(variant.shape)])).toEqual([
+      ['all activities', '6 activities, 1 on a second task queue'],
+      ['all local', '6 local activities'],
+    ]);
+    // The saga before local activities: only the all-local variant is new, and the reverse.
+    expect(shapeVariants(variants[0]!.shape).map((variant) => variant.name)).toEqual(['all local']);
+    expect(shapeVariants(variants[1]!.shape).map((variant) => variant.name)).toEqual(['all activities']);
+  });
+
+  /** A hand-made v3 history: markers name each local activity, not its arguments. */
+  function historyOf(chargeArgs: unknown[], localActivities: string[]): History {
+    const payloads = (values: unknown[]) => ({
+      payloads: values.map((value) => defaultPayloadConverter.toPayload(value)),
+    });
+    const marker = (activityType: string, backoff: unknown = null) => ({
+      markerRecordedEventAttributes: {
+        markerName: LOCAL_ACTIVITY_MARKER,
+        details: { data: payloads([{ seq: 1, attempt: 1, activity_type: activityType, backoff }]) },
+      },
+    });
+    const scheduled = (name: string, taskQueue: string, args: unknown[]) => ({
+      activityTaskScheduledEventAttributes: {
+        activityType: { name },
+        taskQueue: { name: taskQueue },
+        input: payloads(args),
+      },
+    });
+    return {
+      events: [
+        {
+          workflowExecutionStartedEventAttributes: {
+            taskQueue: { name: 'orders' },
+            input: payloads([{ orderId: '1' }]),
+          },
+        },
+        { markerRecordedEventAttributes: { markerName: 'core_patch' } },
+        marker('createOrder', { backoffDuration: { seconds: 1 } }), // an attempt that backed off
+        ...localActivities.slice(0, -1).map((name) => marker(name)),
+        scheduled('screenOrder', 'orders', steps[2]!.args),
+        scheduled('chargePayment', 'orders-payments', chargeArgs),
+        scheduled('createShipment', 'orders', steps[4]!.args),
+        ...localActivities.slice(-1).map((name) => marker(name)),
+      ],
+    };
+  }
+  const localNames = ['createOrder', 'reserveInventory', 'completeOrder'];
+
+  it('reads from a history its input, queue, activities and the local activities its markers name', () => {
+    const facts = readHistory(historyOf(steps[3]!.args, localNames));
+    expect(facts.input).toEqual({ orderId: '1' });
+    expect(facts.taskQueue).toBe('orders');
+    expect(facts.scheduled.map((step) => `${step.activity}@${step.taskQueue}`)).toEqual([
+      'screenOrder@orders',
+      'chargePayment@orders-payments',
+      'createShipment@orders',
+    ]);
+    expect(facts.localActivities).toEqual(localNames);
+    expect(facts.eventKinds).toMatchObject({ markerRecorded: 5, activityTaskScheduled: 3 });
+    expect(disagreements(steps, facts)).toEqual([]);
+  });
+
+  it('reports a replay that does not match the history', () => {
+    const otherArgs = readHistory(historyOf([{ idempotencyKey: 'order-2:chargePayment' }], localNames));
+    expect(disagreements(steps, otherArgs)).toEqual([
+      "the arguments of chargePayment differ from the history's",
+    ]);
+    const oneMarkerLess = readHistory(historyOf(steps[3]!.args, ['createOrder', 'completeOrder']));
+    expect(disagreements(steps, oneMarkerLess).join()).toMatch(/local activities recorded .* markers/);
+    const asActivities = steps.map((step) => ({ ...step, local: false, taskQueue: 'orders' }));
+    expect(disagreements(asActivities, otherArgs).join()).toMatch(/not the ones scheduled/);
+  });
+});
+
+/** A result with every phase missing; tests fill in what they look at. */
+function emptyResult(overrides: Partial<BenchResult> = {}): BenchResult {
+  return {
+    schema: 2,
+    mode: 'quick',
+    startedAt: '2025-01-01T00:00:00.000Z',
+    finishedAt: '2025-01-01T00:01:00.000Z',
+    durationS: 60,
+    machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, os: 'Linux', node: 'v20' },
+    contention: {
+      loadAverageAtStart: [2.5, 2, 1],
+      loadAverageAtEnd: [1, 1, 1],
+      foreignCpuPctMean: 40,
+      contended: true,
+    },
+    settings: {
+      bounds: DEFAULT_BOUNDS,
+      phaseOrder: [],
+      worker: {},
+      relay: {},
+      logLevel: 'info',
+      rateLimitMax: '1000000',
+      embedded: { postgres: true, temporal: true, nats: true },
+      workload: 'test',
+    },
+    saga: null,
+    idle: null,
+    happy: null,
+    half: null,
+    mix: null,
+    bare: null,
+    direct: [],
+    drain: null,
+    ratios: { sagaOverBare: null, sagaOverDirect: null },
+    cpuMsPerSaga: null,
+    cpuMsPerBareRun: null,
+    notes: [],
+    ...overrides,
+  };
+}
+
+/** An idle step whose saga latencies are p50 / p99. */
+function idleStep(p50: number, p99: number): StepRecord {
+  const metrics = stepMetrics({ startedAtMs: 0, durationMs: 1_000, offeredPerS: 0 }, [], {});
+  return {
+    ...metrics,
+    saga: { ...metrics.saga, p50, p99 },
+    label: 'idle',
+    sustained: true,
+    probe: 'ladder',
+    reasons: [],
+    backlogAtStart: 0,
+    cpu: undefined,
+    cpuWhole: undefined,
+  };
+}
+
 describe('report', () => {
   it('formats latencies, with – for none and ∞ for unfinished', () => {
     expect(formatMs(3.14159)).toBe('3.1');
@@ -427,49 +629,50 @@ describe('report', () => {
   });
 
   it('renders a result with missing phases without throwing', () => {
-    const result: BenchResult = {
-      schema: 1,
-      mode: 'quick',
-      startedAt: '2025-01-01T00:00:00.000Z',
-      finishedAt: '2025-01-01T00:01:00.000Z',
-      durationS: 60,
-      machine: { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, os: 'Linux', node: 'v20' },
-      contention: {
-        loadAverageAtStart: [2.5, 2, 1],
-        loadAverageAtEnd: [1, 1, 1],
-        foreignCpuPctMean: 40,
-        contended: true,
-      },
-      settings: {
-        bounds: DEFAULT_BOUNDS,
-        phaseOrder: [],
-        worker: {},
-        relay: {},
-        logLevel: 'info',
-        rateLimitMax: '1000000',
-        embedded: { postgres: true, temporal: true, nats: true },
-        workload: 'test',
-      },
-      saga: null,
-      idle: null,
-      happy: null,
-      half: null,
-      mix: null,
-      bare: null,
-      direct: [],
-      drain: null,
-      ratios: { sagaOverBare: null, sagaOverDirect: null },
-      cpuMsPerSaga: null,
-      cpuMsPerBareRun: null,
-      notes: ['a note'],
-    };
-    const markdown = renderMarkdown(result);
+    const markdown = renderMarkdown(emptyResult({ notes: ['a note'] }));
     expect(markdown).toContain('Test CPU, 2 cores, 4 GiB');
     expect(markdown).toContain('load average at start 2.50 2.00 1.00');
     expect(markdown).toContain(
       '**Contended run**: load average 2.50 at start on 2 cores; other work used on average 40%',
     );
     expect(markdown).toContain('- a note');
+  });
+
+  it("names the saga's shape, each step's kind and queue, and the bare runs' shapes", () => {
+    const markdown = renderMarkdown(
+      emptyResult({
+        saga: {
+          steps: [
+            { activity: 'createOrder', local: true, taskQueue: null },
+            { activity: 'chargePayment', local: false, taskQueue: 'orders-payments' },
+            { activity: 'createShipment', local: false, taskQueue: 'orders' },
+          ],
+          shape: '1 local + 2 activities, 1 on a second task queue',
+          historyEvents: 30,
+          eventKinds: {},
+        },
+        bare: {
+          shape: '1 local + 2 activities, 1 on a second task queue',
+          idle: idleStep(40, 60),
+          variants: [
+            { shape: '3 activities, 1 on a second task queue', idle: idleStep(90, 120) },
+            { shape: '3 local activities', idle: idleStep(20, 30) },
+          ],
+          search: null,
+        },
+      }),
+    );
+    expect(markdown).toContain(
+      'Saga happy path: 1 local + 2 activities, 1 on a second task queue (createOrder [local] → ' +
+        'chargePayment [orders-payments] → createShipment [orders]), 30 history events.',
+    );
+    expect(markdown).toContain(
+      "| bare Temporal (the saga's shape, no-op: 1 local + 2 activities, 1 on a second task queue), completed/s |",
+    );
+    expect(markdown).toContain(
+      "| bare Temporal p50 / p99, idle: the saga's shape · 3 activities, 1 on a second task queue · " +
+        '3 local activities | 40 / 60 ms · 90 / 120 ms · 20 / 30 ms |',
+    );
   });
 });
 
@@ -491,5 +694,32 @@ describe('result JSON', () => {
     expect(back.idle?.saga.p50).toBe(5);
     expect(back.half?.post.p50).toBeNaN();
     expect(back.ratios.sagaOverBare).toBeNull();
+  });
+
+  it('reads a schema 1 result (before local activities) as schema 2, every step an activity', () => {
+    const { schema: _schema, saga: _saga, bare: _bare, ...rest } = emptyResult();
+    const v1 = {
+      ...rest,
+      schema: 1,
+      saga: { activities: ['createOrder', 'completeOrder'], historyEvents: 20, eventKinds: {} },
+      bare: { activities: 2, idle: idleStep(80, 90), localIdle: idleStep(30, 40), search: null },
+    };
+    const back = parseResult(JSON.stringify(v1));
+    expect(back.schema).toBe(2);
+    expect(back.saga).toEqual({
+      steps: [
+        { activity: 'createOrder', local: false, taskQueue: null },
+        { activity: 'completeOrder', local: false, taskQueue: null },
+      ],
+      shape: '2 activities',
+      historyEvents: 20,
+      eventKinds: {},
+    });
+    expect(back.bare?.shape).toBe('2 activities');
+    expect(back.bare?.idle?.saga.p50).toBe(80);
+    expect(back.bare?.variants.map((variant) => [variant.shape, variant.idle.saga.p50])).toEqual([
+      ['2 local activities', 30],
+    ]);
+    expect(renderMarkdown(back)).toContain('createOrder [?] → completeOrder [?]');
   });
 });
