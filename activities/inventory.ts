@@ -1,8 +1,8 @@
-import { findRecorded, runOnce } from '../db/ledger';
+import { fenceStep, findRecorded, runOnce } from '../db/ledger';
 import { appendEvent } from '../db/outbox';
 import type { Pool, PoolClient } from '../db/pool';
 import { markStepCompensating, markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
-import type { OrderLine, StepOutcome } from '../workflows/contracts';
+import { stepKey, STEP_ABANDONED, type OrderLine, type StepOutcome } from '../workflows/contracts';
 import type { StepCall } from './orders';
 import { currentStep } from './step-context';
 
@@ -82,12 +82,11 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
     /** Returns reserved units to `available`. A no-op (no event) when nothing is reserved. */
     releaseInventory: async (call: StepCall): Promise<void> => {
       await markStepCompensating(pool, call.orderId, 'reserveInventory');
-      const entry = {
-        idempotencyKey: call.idempotencyKey,
-        workflowId: currentStep().workflowId,
-        step: 'releaseInventory',
-      };
+      const { workflowId } = currentStep();
+      const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: 'releaseInventory' };
       await runOnce(pool, entry, async (tx) => {
+        const step = 'reserveInventory';
+        await fenceStep(tx, { idempotencyKey: stepKey(workflowId, step), workflowId, step }, STEP_ABANDONED);
         const { rows: reserved } = await tx.query<Line>(
           `SELECT sku, quantity FROM inventory_reservations
             WHERE order_id = $1 AND status = 'RESERVED' ORDER BY sku FOR UPDATE`,

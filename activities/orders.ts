@@ -1,15 +1,17 @@
 import { appendEvent } from '../db/outbox';
-import { findRecorded, runOnce } from '../db/ledger';
+import { fenceStep, findRecorded, runOnce } from '../db/ledger';
 import { insertOrderIfAbsent } from '../db/orders';
 import type { Pool, PoolClient } from '../db/pool';
 import { markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
-import type {
-  FailureReason,
-  OrderLine,
-  OrderSagaInput,
-  OrderStatus,
-  StepName,
-  StepOutcome,
+import {
+  stepKey,
+  STEP_ABANDONED,
+  type FailureReason,
+  type OrderLine,
+  type OrderSagaInput,
+  type OrderStatus,
+  type StepName,
+  type StepOutcome,
 } from '../workflows/contracts';
 import { currentStep } from './step-context';
 
@@ -102,7 +104,10 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
         failedStep?: StepName | null;
       },
     ): Promise<void> => {
+      const { workflowId } = currentStep();
       await runOnce(pool, ledgerEntry(call, 'cancelOrder'), async (tx) => {
+        const step = 'createOrder';
+        await fenceStep(tx, { idempotencyKey: stepKey(workflowId, step), workflowId, step }, STEP_ABANDONED);
         const updated = await tx.query(
           `UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
             WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`,

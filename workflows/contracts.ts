@@ -136,6 +136,12 @@ export interface OrderSagaResult {
 /** What a forward step reports: business refusals are returned, not thrown. */
 export type StepOutcome = { ok: true } | { ok: false; reason: FailureReason };
 
+/**
+ * What a step fenced off by its compensation reports to an attempt that comes too late
+ * (db/ledger.ts fenceStep): it did not run. The saga has moved on and never reads it.
+ */
+export const STEP_ABANDONED: StepOutcome = { ok: false, reason: 'step_timeout' };
+
 /** Workflow versioning: each id guards one change with patched() (README, "Changing the saga safely"). */
 export const PATCHES = {
   /** v2: payment activities moved to the payments task queue. */

@@ -4,7 +4,7 @@ import { createActivities, type Activities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
 import { insertOrderIfAbsent } from '../../db/orders';
 import { withTransaction } from '../../db/tx';
-import { stepKey, workflowIdFor, type OrderSagaInput } from '../../workflows/contracts';
+import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../workflows/contracts';
 import { createTestDatabase } from '../support/stack';
 
 /**
@@ -165,3 +165,92 @@ describe('activities are applied once per key', () => {
     expect(await stock(order.sku)).toEqual({ available: 100, reserved: 0 });
   });
 });
+
+describe('a compensation fences its step', () => {
+  // A local activity keeps running after its workflow task was lost (worker overloaded,
+  // Temporal restarted), and an attempt can outlive its timeout: such a straggler may reach
+  // the database after the saga already undid its step. Found by the chaos drills: a
+  // cancelled order's reservation committed after its release, and stayed RESERVED.
+  it('when a reservation arrives after its release, then it changes nothing', async () => {
+    const order = await newOrder();
+    await order.env().run(activities.releaseInventory, {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'releaseInventory'),
+    });
+    const late = await order.env().run(activities.reserveInventory, {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'reserveInventory'),
+      items: order.input.items,
+      awaitApproval: false,
+    });
+    expect(late).toEqual(STEP_ABANDONED);
+    expect(await stock(order.sku)).toEqual({ available: 10, reserved: 0 });
+    expect(await outboxTypes(order.orderId)).toEqual([]);
+  });
+
+  it('when a reservation is in flight while its release starts, then the release waits for it and undoes it', async () => {
+    const order = await newOrder();
+    // Hold the product row: the reservation claims its ledger key, then blocks on the row.
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM products WHERE sku = $1 FOR UPDATE', [order.sku]);
+      const reserving = order.env().run(activities.reserveInventory, {
+        orderId: order.orderId,
+        idempotencyKey: stepKey(order.workflowId, 'reserveInventory'),
+        items: order.input.items,
+        awaitApproval: false,
+      });
+      await waitUntil(() => blockedOnLock('SELECT sku, available FROM products'));
+      const releasing = order.env().run(activities.releaseInventory, {
+        orderId: order.orderId,
+        idempotencyKey: stepKey(order.workflowId, 'releaseInventory'),
+      });
+      await blocker.query('COMMIT');
+      await expect(reserving).resolves.toEqual({ ok: true });
+      await releasing;
+    } finally {
+      blocker.release();
+    }
+    expect(await stock(order.sku)).toEqual({ available: 10, reserved: 0 });
+    expect((await outboxTypes(order.orderId)).map((r) => r.type)).toEqual([
+      'InventoryReserved',
+      'InventoryReleased',
+    ]);
+  });
+
+  it('when createOrder arrives after the order was closed, then no second OrderCreated follows', async () => {
+    const order = await newOrder();
+    await order.env().run(activities.cancelOrder, {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'cancelOrder'),
+      outcome: 'CANCELLED' as const,
+      failureReason: null,
+    });
+    await order.env().run(activities.createOrder, {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'createOrder'),
+      input: order.input,
+    });
+    expect((await outboxTypes(order.orderId)).map((r) => r.type)).toEqual(['OrderCreated', 'OrderCancelled']);
+  });
+});
+
+/** Whether a session of this test's database waits for a lock while running `statement…`. */
+async function blockedOnLock(statement: string): Promise<boolean> {
+  const { rows } = await db.pool.query<{ blocked: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'
+                       AND query LIKE $1 || '%') AS blocked`,
+    [statement],
+  );
+  return rows[0]!.blocked;
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
