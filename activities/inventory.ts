@@ -4,7 +4,7 @@ import type { Pool, PoolClient } from '../db/pool';
 import { markStepCompensating, markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
 import { stepKey, STEP_ABANDONED, type OrderLine, type StepOutcome } from '../workflows/contracts';
 import type { StepCall } from './orders';
-import { currentStep } from './step-context';
+import { currentStep, reportCancellation } from './step-context';
 
 interface Line {
   sku: string;
@@ -48,35 +48,37 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
       const { workflowId, attempt } = currentStep();
       await markStepRunning(pool, call.orderId, 'reserveInventory', attempt);
       const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: 'reserveInventory' };
-      return runOnce(pool, entry, async (tx): Promise<StepOutcome> => {
-        const lines = [...call.items].sort((a, b) => a.sku.localeCompare(b.sku));
-        const available = await lockProducts(
-          tx,
-          lines.map((l) => l.sku),
-        );
-        const short = lines.filter((l) => (available.get(l.sku) ?? 0) < l.quantity);
-        if (short.length > 0) {
-          await setStepStatus(tx, call.orderId, 'reserveInventory', 'FAILED');
-          return { ok: false, reason: 'insufficient_stock' };
-        }
-        await moveStock(tx, lines, true);
-        await tx.query(
-          `INSERT INTO inventory_reservations (order_id, sku, quantity, status)
+      return reportCancellation(() =>
+        runOnce(pool, entry, async (tx): Promise<StepOutcome> => {
+          const lines = [...call.items].sort((a, b) => a.sku.localeCompare(b.sku));
+          const available = await lockProducts(
+            tx,
+            lines.map((l) => l.sku),
+          );
+          const short = lines.filter((l) => (available.get(l.sku) ?? 0) < l.quantity);
+          if (short.length > 0) {
+            await setStepStatus(tx, call.orderId, 'reserveInventory', 'FAILED');
+            return { ok: false, reason: 'insufficient_stock' };
+          }
+          await moveStock(tx, lines, true);
+          await tx.query(
+            `INSERT INTO inventory_reservations (order_id, sku, quantity, status)
            SELECT $1, sku, quantity, 'RESERVED' FROM unnest($2::text[], $3::int[]) AS l(sku, quantity)`,
-          [call.orderId, lines.map((l) => l.sku), lines.map((l) => l.quantity)],
-        );
-        await setStepStatus(tx, call.orderId, 'reserveInventory', 'COMPLETED');
-        if (call.awaitApproval) {
-          await setStepStatus(tx, call.orderId, 'approval', 'RUNNING');
-          await setOrderStatus(tx, call.orderId, 'AWAITING_APPROVAL');
-        }
-        await appendEvent(tx, {
-          orderId: call.orderId,
-          type: 'InventoryReserved',
-          data: { items: lines },
-        });
-        return { ok: true };
-      });
+            [call.orderId, lines.map((l) => l.sku), lines.map((l) => l.quantity)],
+          );
+          await setStepStatus(tx, call.orderId, 'reserveInventory', 'COMPLETED');
+          if (call.awaitApproval) {
+            await setStepStatus(tx, call.orderId, 'approval', 'RUNNING');
+            await setOrderStatus(tx, call.orderId, 'AWAITING_APPROVAL');
+          }
+          await appendEvent(tx, {
+            orderId: call.orderId,
+            type: 'InventoryReserved',
+            data: { items: lines },
+          });
+          return { ok: true };
+        }),
+      );
     },
 
     /** Returns reserved units to `available`. A no-op (no event) when nothing is reserved. */

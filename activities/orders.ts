@@ -13,7 +13,7 @@ import {
   type StepName,
   type StepOutcome,
 } from '../workflows/contracts';
-import { currentStep } from './step-context';
+import { currentStep, reportCancellation } from './step-context';
 
 export interface StepCall {
   orderId: string;
@@ -31,23 +31,26 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
   return {
     /** Writes the order (if the API has not yet) and its OrderCreated event. */
     createOrder: async (call: StepCall & { input: OrderSagaInput }): Promise<StepOutcome> => {
-      return runOnce(pool, ledgerEntry(call, 'createOrder'), async (tx) => {
-        await insertOrderIfAbsent(tx, call.input);
-        const { input } = call;
-        await appendEvent(tx, {
-          orderId: input.orderId,
-          type: 'OrderCreated',
-          data: {
-            customerId: input.customerId,
-            items: input.items,
-            totalCents: input.totalCents,
-            currency: input.currency,
-            requiresApproval: input.requiresApproval,
-          },
-        });
-        await setStepStatus(tx, input.orderId, 'createOrder', 'COMPLETED');
-        return { ok: true };
-      });
+      const entry = ledgerEntry(call, 'createOrder');
+      return reportCancellation(() =>
+        runOnce(pool, entry, async (tx) => {
+          await insertOrderIfAbsent(tx, call.input);
+          const { input } = call;
+          await appendEvent(tx, {
+            orderId: input.orderId,
+            type: 'OrderCreated',
+            data: {
+              customerId: input.customerId,
+              items: input.items,
+              totalCents: input.totalCents,
+              currency: input.currency,
+              requiresApproval: input.requiresApproval,
+            },
+          });
+          await setStepStatus(tx, input.orderId, 'createOrder', 'COMPLETED');
+          return { ok: true };
+        }),
+      );
     },
 
     /** Records the approval decision; the order resumes (PENDING) or starts compensating. */

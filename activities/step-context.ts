@@ -26,11 +26,8 @@ export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>)
   const context = Context.current();
   const beat = setInterval(() => context.heartbeat(), 500);
   try {
-    return await call(context.cancellationSignal);
+    return await reportCancellation(() => call(context.cancellationSignal));
   } catch (error) {
-    // Cancelled by the workflow (the heartbeat delivered it): report a cancellation, not a
-    // failure, so the saga unwinds as CANCELLED rather than retrying the step.
-    if (context.cancellationSignal.aborted) throw new CancelledFailure('activity cancelled');
     if (error instanceof TransientProviderError) {
       throw ApplicationFailure.retryable(error.message, ErrorTypes.TransientProviderError);
     }
@@ -40,5 +37,20 @@ export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>)
     throw error;
   } finally {
     clearInterval(beat);
+  }
+}
+
+/**
+ * Runs a step's work; a failure after the workflow cancelled the step (heartbeat, or a local
+ * activity's cancel) is reported as that cancellation, not as a failure, so the step is not
+ * retried and the saga unwinds as CANCELLED at once.
+ */
+export async function reportCancellation<T>(work: () => Promise<T>): Promise<T> {
+  const { cancellationSignal } = Context.current();
+  try {
+    return await work();
+  } catch (error) {
+    if (cancellationSignal.aborted) throw new CancelledFailure('activity cancelled');
+    throw error;
   }
 }

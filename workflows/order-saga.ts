@@ -88,23 +88,30 @@ const BOOKKEEPING_OPTIONS: ActivityOptions = {
 // v3: the database steps before and after the provider calls (createOrder,
 // reserveInventory, completeOrder) run as local activities: the worker runs them inside the
 // workflow task and records a marker, instead of the server scheduling, dispatching and
-// recording each as a task of its own. Same timeouts, budget and cancellation as above; a
-// failing local activity retries inside the workflow task (its backoff stays under
-// localRetryThreshold), and a worker that dies mid-step leaves the workflow task to time
-// out and run again elsewhere, where the step's ledger row makes the rerun change nothing.
+// recording each as a task of its own. Same timeouts and budget as above. A worker that
+// dies mid-step leaves the workflow task to time out and run again elsewhere, where the
+// step's ledger row makes the rerun change nothing; what a lost run did that its rerun
+// does not redo is undone by compensations registered early (see undoReservation).
 // Calls to other services stay activities: fraud screening, the charge (behind the
 // payments bulkhead) and the shipment. They may be slow or heartbeat, and fraud screening,
 // the last step before money moves, ends the workflow task: a cancel that arrived while
 // the local steps ran is seen there, before the charge is scheduled.
+//
+// Backoffs past LOCAL_RETRY_THRESHOLD wait on a workflow timer rather than inside the
+// workflow task, so a step that keeps failing (Postgres down) does not hold a workflow task
+// slot for its whole budget, and a cancel lands between its attempts.
+const LOCAL_RETRY_THRESHOLD = '2s';
 const LOCAL_STEP_OPTIONS: LocalActivityOptions = {
   startToCloseTimeout: STEP_OPTIONS.startToCloseTimeout,
   scheduleToCloseTimeout: STEP_OPTIONS.scheduleToCloseTimeout,
   retry: STEP_OPTIONS.retry,
+  localRetryThreshold: LOCAL_RETRY_THRESHOLD,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 const LOCAL_PIVOT_OPTIONS: LocalActivityOptions = {
   startToCloseTimeout: PIVOT_OPTIONS.startToCloseTimeout,
   retry: PIVOT_OPTIONS.retry,
+  localRetryThreshold: LOCAL_RETRY_THRESHOLD,
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 };
 
@@ -240,18 +247,26 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
         [{ ...call('cancelOrder'), outcome: ending.status, failureReason: ending.reason, failedStep }],
       ),
     );
+    // The reservation's undo. v3 registers it before the first step: a local activity's
+    // effects can outlive a lost workflow task (the worker died before recording it), and
+    // when the rerun takes another path (a cancel arrived meanwhile) it never reaches the
+    // reservation again; only an undo registered already releases what that run reserved.
+    // The release also fences the step (db/ledger.ts), and is a no-op with nothing reserved.
+    const undoReservation = (): void =>
+      undoBeforeRunning('reserveInventory', 'releaseInventory', () =>
+        compensations.releaseInventory.executeWithOptions(
+          { ...COMPENSATION_OPTIONS, summary: 'Release reserved stock' },
+          [call('releaseInventory')],
+        ),
+      );
+    if (localDbSteps) undoReservation();
     await forward('createOrder', () =>
       db.createOrder.executeWithOptions({ ...dbOptions, summary: 'Write the order' }, [
         { ...call('createOrder'), input },
       ]),
     );
 
-    undoBeforeRunning('reserveInventory', 'releaseInventory', () =>
-      compensations.releaseInventory.executeWithOptions(
-        { ...COMPENSATION_OPTIONS, summary: 'Release reserved stock' },
-        [call('releaseInventory')],
-      ),
-    );
+    if (!localDbSteps) undoReservation();
     await forward('reserveInventory', () =>
       db.reserveInventory.executeWithOptions(
         { ...dbOptions, summary: `Reserve ${input.items.length} line(s) of stock` },

@@ -1,6 +1,9 @@
 import { DENIED_CUSTOMER, startSagaHarness, type SagaHarness } from '../support/saga-harness';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
 import { recordedSteps } from '../support/history';
-import { paymentTaskQueueFor } from '../../workflows/contracts';
+import { paymentTaskQueueFor, stepKey, workflowIdFor } from '../../workflows/contracts';
 import type { OrderSagaState } from '../../workflows/contracts';
 
 /**
@@ -312,6 +315,45 @@ describe('order saga', () => {
       } finally {
         blocker.release();
       }
+    });
+
+    it('when cancelled before its first step, then what a lost run left under its keys is undone', async () => {
+      // A local activity can commit while its workflow task is lost (the worker died before
+      // recording it). If a cancel arrives meanwhile, the rerun stops before the steps that
+      // run did: the chaos drills found such a reservation left RESERVED on a CANCELLED order.
+      const lostRun = createActivities({
+        pool: saga.pool,
+        gateway: createSimulatedPaymentGateway(saga.pool, { slowCallMs: 100 }),
+        carrier: createSimulatedCarrier(saga.pool),
+      });
+      const order = await saga.startOrder({
+        startDelay: '2s',
+        beforeStart: async (input) => {
+          const workflowId = workflowIdFor(input.orderId);
+          const step = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'lost' } });
+          await step.run(lostRun.createOrder, {
+            orderId: input.orderId,
+            idempotencyKey: stepKey(workflowId, 'createOrder'),
+            input,
+          });
+          await step.run(lostRun.reserveInventory, {
+            orderId: input.orderId,
+            idempotencyKey: stepKey(workflowId, 'reserveInventory'),
+            items: input.items,
+            awaitApproval: false,
+          });
+        },
+      });
+      expect(await saga.stock(order.sku)).toEqual({ available: 8, reserved: 2 });
+      await order.handle.cancel();
+      await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED' });
+      expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
+      expect(await saga.eventTypes(order.orderId)).toEqual([
+        'OrderCreated',
+        'InventoryReserved',
+        'InventoryReleased',
+        'OrderCancelled',
+      ]);
     });
 
     it('when cancelled twice, then the second request is harmless', async () => {

@@ -3,12 +3,14 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Registry } from 'prom-client';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Pool } from '../../db/pool';
 import { withTransaction } from '../../db/tx';
 import { insertOrderIfAbsent } from '../../db/orders';
 import {
   CURRENCY,
+  WORKFLOW_TYPE,
   workflowIdFor,
   type OrderSagaInput,
   type OrderSagaResult,
@@ -52,6 +54,13 @@ export interface OrderOptions {
   items?: Array<{ sku: string; quantity: number }>;
   requiresApproval?: boolean;
   approvalTimeout?: string;
+  /**
+   * Runs before the saga starts, with its input (e.g. to leave effects under its step keys,
+   * as a run whose workflow task was lost would have).
+   */
+  beforeStart?: (input: OrderSagaInput) => Promise<void>;
+  /** Delays the saga's first workflow task (Temporal's start delay), e.g. to cancel before it. */
+  startDelay?: Duration;
 }
 
 export interface StartedOrder {
@@ -148,10 +157,24 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
         approvalTimeout: order.approvalTimeout ?? '24h',
       };
       const workflowId = workflowIdFor(orderId);
-      // Started exactly as the API starts it (search attributes, summary, conflict policy).
-      await startSaga(client, { taskQueue }, input);
+      const writeOrder = () => withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
+      if (order.beforeStart) {
+        await writeOrder();
+        await order.beforeStart(input);
+      }
+      if (order.startDelay) {
+        await client.workflow.start(WORKFLOW_TYPE, {
+          taskQueue,
+          workflowId,
+          args: [input],
+          startDelay: order.startDelay,
+        });
+      } else {
+        // Started exactly as the API starts it (search attributes, summary, conflict policy).
+        await startSaga(client, { taskQueue }, input);
+      }
       const handle = client.workflow.getHandle(workflowId);
-      await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
+      await writeOrder(); // after the start, as the API does (a no-op if written above)
       return {
         orderId,
         workflowId,
