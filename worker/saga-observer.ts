@@ -8,8 +8,10 @@
  *   outcome and failureReason the workflow passes it (it is the saga's last compensation).
  * - cancelOrder, releaseInventory, refundPayment and cancelShipment are compensations.
  *
- * A step that succeeded and is run again (its completion was lost with a crashed worker) is
- * seen twice: counts are at least once across worker crashes, exact otherwise.
+ * A step that succeeded and is run again is seen twice: its completion was lost with a
+ * crashed worker, an attempt outlived its timeout, or (local activities: createOrder,
+ * reserveInventory, completeOrder) the workflow task that would have recorded it was lost.
+ * Counts are at least once when that happens, exact otherwise.
  */
 import type { Context } from '@temporalio/activity';
 import type {
