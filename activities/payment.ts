@@ -1,8 +1,9 @@
-import { findRecorded, runOnce } from '../db/ledger';
+import { fenceStep, findRecorded, runOnce } from '../db/ledger';
 import { appendEvent } from '../db/outbox';
-import type { Pool } from '../db/pool';
+import type { Pool, PoolClient } from '../db/pool';
+import { withTransaction } from '../db/tx';
 import { markStepCompensating, markStepRunning, setStepStatus } from '../db/steps';
-import type { StepOutcome } from '../workflows/contracts';
+import { STEP_ABANDONED, type StepOutcome } from '../workflows/contracts';
 import type { StepCall } from './orders';
 import type { PaymentGateway } from './providers/types';
 import { callProvider, currentStep } from './step-context';
@@ -72,13 +73,18 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
       const refund = await callProvider((signal) =>
         gateway.refund({ idempotencyKey: call.idempotencyKey, chargeKey: call.chargeKey, signal }),
       );
-      if (refund.status === 'nothing_to_refund') return;
-      const entry = {
-        idempotencyKey: call.idempotencyKey,
-        workflowId: currentStep().workflowId,
-        step: 'refundPayment',
-      };
+      // The gateway now refuses the charge key (refunded, or voided when nothing was
+      // captured); the fence keeps a charge attempt that comes late from recording anything.
+      const { workflowId } = currentStep();
+      const fence = (tx: PoolClient) =>
+        fenceStep(tx, { idempotencyKey: call.chargeKey, workflowId, step: 'chargePayment' }, STEP_ABANDONED);
+      if (refund.status === 'nothing_to_refund') {
+        await withTransaction(pool, fence);
+        return;
+      }
+      const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: 'refundPayment' };
       await runOnce(pool, entry, async (tx) => {
+        await fence(tx);
         const { rows: payment } = await tx.query<{ amount_cents: number }>(
           `INSERT INTO payments (order_id, status, amount_cents, provider_ref)
            SELECT id, 'REFUNDED', total_cents, $2 FROM orders WHERE id = $1

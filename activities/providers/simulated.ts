@@ -24,6 +24,8 @@ import {
  */
 
 const SUCCESSFUL_TOKENS = new Set(['tok_ok', 'tok_flaky', 'tok_slow', 'tok_refund_flaky']);
+/** What a charge key answers once a refund voided it before any charge was captured. */
+const VOIDED: ChargeResult = { status: 'declined', reason: 'voided' };
 
 export interface SimulatedProviderOptions {
   /** How long tok_slow's first call hangs; longer than the payment activity timeout. */
@@ -106,10 +108,16 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
     async refund({ idempotencyKey, chargeKey }) {
       const { calls, response } = await recordCall<RefundResult>(pool, 'refund', idempotencyKey);
       if (response) return response;
+      // Void the charge key unless it has an answer, as a real gateway voids an authorisation:
+      // a charge attempt still on its way (one that outlived its timeout) then gets this
+      // answer instead of capturing money after the refund found nothing to refund.
       const { rows } = await pool.query<{ response: ChargeResult | null; token: string | null }>(
-        `SELECT response, request->>'token' AS token FROM simulated_provider_requests
-          WHERE provider = 'payment' AND idempotency_key = $1`,
-        [chargeKey],
+        `INSERT INTO simulated_provider_requests (provider, idempotency_key, calls, request, response)
+         VALUES ('payment', $1, 0, '{}', $2)
+         ON CONFLICT (provider, idempotency_key)
+           DO UPDATE SET response = COALESCE(simulated_provider_requests.response, EXCLUDED.response)
+         RETURNING response, request->>'token' AS token`,
+        [chargeKey, JSON.stringify(VOIDED)],
       );
       const charge = rows[0];
       if (charge?.response?.status !== 'captured') {

@@ -219,6 +219,33 @@ describe('a compensation fences its step', () => {
     ]);
   });
 
+  it('when a charge arrives after the refund found nothing to refund, then nothing is captured or recorded', async () => {
+    const order = await newOrder();
+    const chargeKey = stepKey(order.workflowId, 'chargePayment');
+    await order.env().run(activities.refundPayment, {
+      orderId: order.orderId,
+      idempotencyKey: stepKey(order.workflowId, 'refundPayment'),
+      chargeKey,
+    });
+    // An attempt still on its way to the gateway (it outlived its timeout) is refused there…
+    const gateway = createSimulatedPaymentGateway(db.pool, { slowCallMs: 100 });
+    await expect(
+      gateway.charge({ idempotencyKey: chargeKey, amountCents: 3000, currency: 'USD', paymentToken: 'tok_ok' }),
+    ).resolves.toEqual({ status: 'declined', reason: 'voided' });
+    // …and one that starts now records nothing.
+    const late = await order.env().run(activities.chargePayment, {
+      orderId: order.orderId,
+      idempotencyKey: chargeKey,
+      amountCents: 3000,
+      currency: 'USD',
+      paymentToken: 'tok_ok',
+    });
+    expect(late).toEqual(STEP_ABANDONED);
+    const { rows: payments } = await db.pool.query('SELECT 1 FROM payments WHERE order_id = $1', [order.orderId]);
+    expect(payments).toHaveLength(0);
+    expect(await outboxTypes(order.orderId)).toEqual([]);
+  });
+
   it('when createOrder arrives after the order was closed, then no second OrderCreated follows', async () => {
     const order = await newOrder();
     await order.env().run(activities.cancelOrder, {
