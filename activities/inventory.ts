@@ -2,7 +2,7 @@ import { fenceStep, findRecorded, runOnce } from '../db/ledger';
 import { appendEvent } from '../db/outbox';
 import type { Pool, PoolClient } from '../db/pool';
 import { markStepCompensating, markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
-import { stepKey, STEP_ABANDONED, type OrderLine, type StepOutcome } from '../workflows/contracts';
+import type { OrderLine, StepOutcome } from '../workflows/contracts';
 import type { StepCall } from './orders';
 import { currentStep, reportCancellation } from './step-context';
 
@@ -87,8 +87,7 @@ export function createInventoryActivities({ pool }: { pool: Pool }) {
       const { workflowId } = currentStep();
       const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: 'releaseInventory' };
       await runOnce(pool, entry, async (tx) => {
-        const step = 'reserveInventory';
-        await fenceStep(tx, { idempotencyKey: stepKey(workflowId, step), workflowId, step }, STEP_ABANDONED);
+        await fenceStep(tx, workflowId, 'reserveInventory');
         const { rows: reserved } = await tx.query<Line>(
           `SELECT sku, quantity FROM inventory_reservations
             WHERE order_id = $1 AND status = 'RESERVED' ORDER BY sku FOR UPDATE`,

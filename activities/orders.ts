@@ -3,15 +3,13 @@ import { fenceStep, findRecorded, runOnce } from '../db/ledger';
 import { insertOrderIfAbsent } from '../db/orders';
 import type { Pool, PoolClient } from '../db/pool';
 import { markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
-import {
-  stepKey,
-  STEP_ABANDONED,
-  type FailureReason,
-  type OrderLine,
-  type OrderSagaInput,
-  type OrderStatus,
-  type StepName,
-  type StepOutcome,
+import type {
+  FailureReason,
+  OrderLine,
+  OrderSagaInput,
+  OrderStatus,
+  StepName,
+  StepOutcome,
 } from '../workflows/contracts';
 import { currentStep, reportCancellation } from './step-context';
 
@@ -109,8 +107,7 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
     ): Promise<void> => {
       const { workflowId } = currentStep();
       await runOnce(pool, ledgerEntry(call, 'cancelOrder'), async (tx) => {
-        const step = 'createOrder';
-        await fenceStep(tx, { idempotencyKey: stepKey(workflowId, step), workflowId, step }, STEP_ABANDONED);
+        await fenceStep(tx, workflowId, 'createOrder');
         const updated = await tx.query(
           `UPDATE orders SET status = $2, failure_reason = $3, updated_at = now()
             WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')`,

@@ -3,7 +3,7 @@ import { appendEvent } from '../db/outbox';
 import type { Pool, PoolClient } from '../db/pool';
 import { withTransaction } from '../db/tx';
 import { markStepCompensating, markStepRunning, setStepStatus } from '../db/steps';
-import { STEP_ABANDONED, type StepOutcome } from '../workflows/contracts';
+import type { StepOutcome } from '../workflows/contracts';
 import type { StepCall } from './orders';
 import type { PaymentGateway } from './providers/types';
 import { callProvider, currentStep } from './step-context';
@@ -76,8 +76,7 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
       // The gateway now refuses the charge key (refunded, or voided when nothing was
       // captured); the fence keeps a charge attempt that comes late from recording anything.
       const { workflowId } = currentStep();
-      const fence = (tx: PoolClient) =>
-        fenceStep(tx, { idempotencyKey: call.chargeKey, workflowId, step: 'chargePayment' }, STEP_ABANDONED);
+      const fence = (tx: PoolClient) => fenceStep(tx, workflowId, 'chargePayment');
       if (refund.status === 'nothing_to_refund') {
         await withTransaction(pool, fence);
         return;

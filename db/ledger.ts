@@ -1,3 +1,4 @@
+import { STEP_ABANDONED, stepKey, type StepName } from '../workflows/contracts';
 import type { Pool, PoolClient } from './pool';
 import { withTransaction } from './tx';
 
@@ -50,17 +51,18 @@ export async function runOnce<T>(
 }
 
 /**
- * Fences a forward step before its compensation undoes it: claims the step's key with
- * `result`, unless the step already ran. A step attempt that comes afterwards (a local
- * activity left running by a workflow task that was lost, or an attempt that outlived its
- * timeout) finds the key taken and replays `result`, so it never does what was just undone.
- * An attempt in flight holds the key's row: the fence waits for it to commit, and the
- * compensation, reading after the fence, sees what that attempt did and undoes it.
+ * Fences a forward step before its compensation undoes it: claims the step's key (the one
+ * the workflow gives it, `<workflowId>:<step>`) with STEP_ABANDONED, unless the step already
+ * ran. A step attempt that comes afterwards (a local activity left running by a workflow task
+ * that was lost, or an attempt that outlived its timeout) finds the key taken and replays
+ * that, so it never does what was just undone. An attempt in flight holds the key's row: the
+ * fence waits for it to commit, and the compensation, reading after the fence (READ
+ * COMMITTED: each statement sees what committed before it), sees what it did and undoes it.
  */
-export async function fenceStep(tx: PoolClient, entry: LedgerEntry, result: unknown): Promise<void> {
+export async function fenceStep(tx: PoolClient, workflowId: string, step: StepName): Promise<void> {
   await tx.query(
     `INSERT INTO activity_ledger (idempotency_key, workflow_id, step, result)
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-    [entry.idempotencyKey, entry.workflowId, entry.step, JSON.stringify(result)],
+    [stepKey(workflowId, step), workflowId, step, JSON.stringify(STEP_ABANDONED)],
   );
 }

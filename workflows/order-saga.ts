@@ -146,6 +146,9 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   const localDbSteps = patched(PATCHES.localDbSteps);
   const db = localDbSteps ? localSteps : steps;
   const dbOptions: ActivityOptions & LocalActivityOptions = localDbSteps ? LOCAL_STEP_OPTIONS : STEP_OPTIONS;
+  const dbPivot = localDbSteps ? localPivot : pivot;
+  // The activity's pivot options come from its proxy (executeWithOptions merges them in).
+  const dbPivotOptions: LocalActivityOptions = localDbSteps ? LOCAL_PIVOT_OPTIONS : {};
 
   const state: OrderSagaState = {
     orderId,
@@ -350,14 +353,9 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     saga.pivot();
     await CancellationScope.nonCancellable(() =>
       forward('completeOrder', () =>
-        localDbSteps
-          ? localPivot.completeOrder.executeWithOptions(
-              { ...LOCAL_PIVOT_OPTIONS, summary: 'Complete the order' },
-              [call('completeOrder')],
-            )
-          : pivot.completeOrder.executeWithOptions({ summary: 'Complete the order' }, [
-              call('completeOrder'),
-            ]),
+        dbPivot.completeOrder.executeWithOptions({ ...dbPivotOptions, summary: 'Complete the order' }, [
+          call('completeOrder'),
+        ]),
       ),
     );
     setStatus('COMPLETED');

@@ -3,8 +3,9 @@
  * ran as a local activity or as an activity on which task queue, and the same steps read
  * from the history as a check. Pure.
  */
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { defaultPayloadConverter } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils';
+import { historySteps } from '../../lib/history-steps';
 
 /** One call the saga made, as the bench's workflow interceptor saw it during replay. */
 export interface RecordedCall {
@@ -126,9 +127,6 @@ export function stepLabel(step: Pick<SagaStep, 'activity' | 'local' | 'taskQueue
   return `${step.activity} [${step.local ? 'local' : (step.taskQueue ?? '?')}]`;
 }
 
-/** Core SDK's marker name for a local activity's result. */
-export const LOCAL_ACTIVITY_MARKER = 'core_local_activity';
-
 /** What a completed saga's history itself says about its steps. */
 export interface HistoryFacts {
   /** The workflow's input (its first argument). */
@@ -147,57 +145,36 @@ export interface HistoryFacts {
   eventKinds: Record<string, number>;
 }
 
-const decode = (payloads: Payload[] | null | undefined): unknown[] =>
-  (payloads ?? []).map((payload) => defaultPayloadConverter.fromPayload(payload));
-
 export function readHistory(history: History): HistoryFacts {
   const events = history.events ?? [];
-  const facts: HistoryFacts = {
-    input: undefined,
-    taskQueue: '',
-    scheduled: [],
-    localActivities: [],
-    events: events.length,
-    eventKinds: {},
-  };
+  const eventKinds: Record<string, number> = {};
   for (const event of events) {
     const kind = Object.keys(event).find(
       (key) => key.endsWith('EventAttributes') && (event as Record<string, unknown>)[key] != null,
     );
     const name = kind ? kind.replace(/EventAttributes$/, '') : 'unknown';
-    facts.eventKinds[name] = (facts.eventKinds[name] ?? 0) + 1;
-    const started = event.workflowExecutionStartedEventAttributes;
-    if (started) {
-      facts.input = decode(started.input?.payloads)[0];
-      facts.taskQueue = started.taskQueue?.name ?? '';
-    }
-    const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) {
-      facts.scheduled.push({
-        activity: scheduled.activityType?.name ?? '?',
-        taskQueue: scheduled.taskQueue?.name ?? '?',
-        args: decode(scheduled.input?.payloads),
-      });
-    }
-    const marker = event.markerRecordedEventAttributes;
-    if (marker?.markerName === LOCAL_ACTIVITY_MARKER) {
-      const data = readMarkerData(marker.details?.data?.payloads);
-      if (data?.backoff == null) facts.localActivities.push(data?.activity_type);
-    }
+    eventKinds[name] = (eventKinds[name] ?? 0) + 1;
   }
-  return facts;
-}
-
-/** Core SDK's data of a local activity marker (its own JSON; read defensively). */
-function readMarkerData(
-  payloads: Payload[] | null | undefined,
-): { activity_type?: string; backoff?: unknown } | undefined {
-  try {
-    const [data] = decode(payloads);
-    return typeof data === 'object' && data !== null ? data : undefined;
-  } catch {
-    return undefined;
-  }
+  const started = events.find(
+    (event) => event.workflowExecutionStartedEventAttributes,
+  )?.workflowExecutionStartedEventAttributes;
+  const steps = historySteps(events);
+  return {
+    input: started?.input?.payloads?.[0]
+      ? defaultPayloadConverter.fromPayload(started.input.payloads[0])
+      : undefined,
+    taskQueue: started?.taskQueue?.name ?? '',
+    scheduled: steps
+      .filter((step) => !step.local)
+      .map((step) => ({
+        activity: step.activity ?? '?',
+        taskQueue: step.taskQueue ?? '?',
+        args: step.args ?? [],
+      })),
+    localActivities: steps.filter((step) => step.local && !step.backedOff).map((step) => step.activity),
+    events: events.length,
+    eventKinds,
+  };
 }
 
 /**

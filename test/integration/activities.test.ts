@@ -5,6 +5,7 @@ import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../act
 import { insertOrderIfAbsent } from '../../db/orders';
 import { withTransaction } from '../../db/tx';
 import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../workflows/contracts';
+import { eventually } from '../support/service-process';
 import { createTestDatabase } from '../support/stack';
 
 /**
@@ -201,7 +202,9 @@ describe('a compensation fences its step', () => {
         items: order.input.items,
         awaitApproval: false,
       });
-      await waitUntil(() => blockedOnLock('SELECT sku, available FROM products'));
+      await eventually('the reservation waiting for the product row', () =>
+        blockedOnLock('SELECT sku, available FROM products'),
+      );
       const releasing = order.env().run(activities.releaseInventory, {
         orderId: order.orderId,
         idempotencyKey: stepKey(order.workflowId, 'releaseInventory'),
@@ -230,7 +233,12 @@ describe('a compensation fences its step', () => {
     // An attempt still on its way to the gateway (it outlived its timeout) is refused there…
     const gateway = createSimulatedPaymentGateway(db.pool, { slowCallMs: 100 });
     await expect(
-      gateway.charge({ idempotencyKey: chargeKey, amountCents: 3000, currency: 'USD', paymentToken: 'tok_ok' }),
+      gateway.charge({
+        idempotencyKey: chargeKey,
+        amountCents: 3000,
+        currency: 'USD',
+        paymentToken: 'tok_ok',
+      }),
     ).resolves.toEqual({ status: 'declined', reason: 'voided' });
     // …and one that starts now records nothing.
     const late = await order.env().run(activities.chargePayment, {
@@ -241,7 +249,9 @@ describe('a compensation fences its step', () => {
       paymentToken: 'tok_ok',
     });
     expect(late).toEqual(STEP_ABANDONED);
-    const { rows: payments } = await db.pool.query('SELECT 1 FROM payments WHERE order_id = $1', [order.orderId]);
+    const { rows: payments } = await db.pool.query('SELECT 1 FROM payments WHERE order_id = $1', [
+      order.orderId,
+    ]);
     expect(payments).toHaveLength(0);
     expect(await outboxTypes(order.orderId)).toEqual([]);
   });
@@ -272,12 +282,4 @@ async function blockedOnLock(statement: string): Promise<boolean> {
     [statement],
   );
   return rows[0]!.blocked;
-}
-
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

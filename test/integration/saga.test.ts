@@ -2,7 +2,7 @@ import { DENIED_CUSTOMER, startSagaHarness, type SagaHarness } from '../support/
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
-import { recordedSteps } from '../support/history';
+import { historySteps } from '../../lib/history-steps';
 import { paymentTaskQueueFor, stepKey, workflowIdFor } from '../../workflows/contracts';
 import type { OrderSagaState } from '../../workflows/contracts';
 
@@ -95,7 +95,7 @@ describe('order saga', () => {
     const order = await saga.startOrder({ paymentToken: 'tok_ok' });
     await order.result();
     const history = await order.handle.fetchHistory();
-    expect(recordedSteps(history.events ?? []).map(({ activity, local }) => ({ activity, local }))).toEqual([
+    expect(historySteps(history.events ?? []).map(({ activity, local }) => ({ activity, local }))).toEqual([
       { activity: 'createOrder', local: true },
       { activity: 'reserveInventory', local: true },
       { activity: 'screenOrder', local: false },

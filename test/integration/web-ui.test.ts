@@ -6,7 +6,7 @@ import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import type { OrderSagaResult } from '../../workflows/contracts';
 import { launchChromium } from '../support/chromium';
-import { recordedSteps } from '../support/history';
+import { historySteps } from '../../lib/history-steps';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 
@@ -149,7 +149,7 @@ describe('Temporal Web UI', () => {
 
   it('when a saga runs, then every activity and local activity it runs carries a summary an operator can read', async () => {
     const events = (await saga.client.workflow.getHandle(declined.workflowId).fetchHistory()).events ?? [];
-    const recorded = recordedSteps(events);
+    const recorded = historySteps(events);
     expect(recorded.map((s) => s.activity)).toEqual(
       expect.arrayContaining(['createOrder', 'reserveInventory', 'chargePayment', 'releaseInventory']),
     );

@@ -25,7 +25,6 @@ import {
 import {
   describeShape,
   disagreements,
-  LOCAL_ACTIVITY_MARKER,
   otherQueues,
   readHistory,
   rebaseQueue,
@@ -35,6 +34,7 @@ import {
   stepLabel,
   type RecordedCall,
 } from '../../bench/lib/saga-shape';
+import { LOCAL_ACTIVITY_MARKER } from '../../lib/history-steps';
 import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from '../../bench/lib/schedule';
 import { percentile, summarize } from '../../bench/lib/stats';
 import { stepMetrics, type OrderSample } from '../../bench/lib/step';
