@@ -20,7 +20,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN node --import tsx scripts/build-workflow-bundle.ts /app/dist/workflow-bundle.js
+RUN node --import tsx tools/build-workflow-bundle.ts /app/dist/workflow-bundle.js
 
 # --- runtime ------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -28,13 +28,15 @@ WORKDIR /app
 # Code and dependencies stay owned by root: the `node` user can read them, not change them.
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json tsconfig.json ./
+COPY contracts ./contracts
 COPY lib ./lib
-COPY db ./db
+COPY store ./store
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker ./worker
+COPY relay ./relay
 COPY api ./api
-COPY scripts ./scripts
+COPY tools/migrate.ts ./tools/migrate.ts
 COPY migrations ./migrations
 COPY --from=build /app/dist/workflow-bundle.js ./dist/workflow-bundle.js
 ENV WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js

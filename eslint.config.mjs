@@ -8,7 +8,7 @@ const nodeBuiltins = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', 'coverage/**', 'bench/results/**', 'dist/**'] },
+  { ignores: ['node_modules/**', '.data/**', 'coverage/**', 'tools/bench/results/**', 'dist/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
@@ -42,7 +42,7 @@ export default tseslint.config(
           patterns: [
             { group: ['**/activities', '**/activities/*', '**/activities/**'], allowTypeImports: true,
               message: 'Import activities as types only (import type …) and call them through proxyActivities.' },
-            { group: ['**/db/**', '**/api/**', '**/worker/**', '@nats-io/*'],
+            { group: ['**/store/**', '**/api/**', '**/worker/**', '**/relay/**', '@nats-io/*'],
               message: 'Workflow code is deterministic: no I/O modules.' },
           ],
         },
@@ -54,7 +54,7 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    files: ['test/**/*.ts', 'tools/**/*.ts'],
     rules: {
       // Tests hand activity functions (which never use `this`) to MockActivityEnvironment.run.
       '@typescript-eslint/unbound-method': 'off',

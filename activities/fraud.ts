@@ -1,7 +1,7 @@
-import { runOnce } from '../db/ledger';
-import type { Pool } from '../db/pool';
-import { setStepStatus } from '../db/steps';
-import type { StepOutcome } from '../workflows/contracts';
+import { runOnce } from '../store/ledger';
+import type { Pool } from '../store/pool';
+import { setStepStatus } from '../store/steps';
+import type { StepOutcome } from '../contracts/index';
 import type { StepCall } from './orders';
 import { currentStep } from './step-context';
 

@@ -1,4 +1,4 @@
-import type { Pool } from '../db/pool';
+import type { Pool } from '../store/pool';
 import { createFraudActivities } from './fraud';
 import { createInventoryActivities } from './inventory';
 import { createOrderActivities } from './orders';

@@ -1,8 +1,8 @@
-import { fenceStep, findRecorded, runOnce } from '../db/ledger';
-import { appendEvent } from '../db/outbox';
-import type { Pool, PoolClient } from '../db/pool';
-import { markStepCompensating, markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
-import type { OrderLine, StepOutcome } from '../workflows/contracts';
+import { fenceStep, findRecorded, runOnce } from '../store/ledger';
+import { appendEvent } from '../store/outbox';
+import type { Pool, PoolClient } from '../store/pool';
+import { markStepCompensating, markStepRunning, setOrderStatus, setStepStatus } from '../store/steps';
+import type { OrderLine, StepOutcome } from '../contracts/index';
 import type { StepCall } from './orders';
 import { currentStep, reportCancellation } from './step-context';
 

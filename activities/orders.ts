@@ -1,8 +1,8 @@
-import { appendEvent } from '../db/outbox';
-import { fenceStep, findRecorded, runOnce } from '../db/ledger';
-import { insertOrderIfAbsent } from '../db/orders';
-import type { Pool, PoolClient } from '../db/pool';
-import { markStepRunning, setOrderStatus, setStepStatus } from '../db/steps';
+import { appendEvent } from '../store/outbox';
+import { fenceStep, findRecorded, runOnce } from '../store/ledger';
+import { insertOrderIfAbsent } from '../store/orders';
+import type { Pool, PoolClient } from '../store/pool';
+import { markStepRunning, setOrderStatus, setStepStatus } from '../store/steps';
 import type {
   FailureReason,
   OrderLine,
@@ -10,7 +10,7 @@ import type {
   OrderStatus,
   StepName,
   StepOutcome,
-} from '../workflows/contracts';
+} from '../contracts/index';
 import { currentStep, reportCancellation } from './step-context';
 
 export interface StepCall {

@@ -1,9 +1,9 @@
-import { fenceStep, findRecorded, runOnce } from '../db/ledger';
-import { appendEvent } from '../db/outbox';
-import type { Pool, PoolClient } from '../db/pool';
-import { withTransaction } from '../db/tx';
-import { markStepCompensating, markStepRunning, setStepStatus } from '../db/steps';
-import type { StepOutcome } from '../workflows/contracts';
+import { fenceStep, findRecorded, runOnce } from '../store/ledger';
+import { appendEvent } from '../store/outbox';
+import type { Pool, PoolClient } from '../store/pool';
+import { withTransaction } from '../store/tx';
+import { markStepCompensating, markStepRunning, setStepStatus } from '../store/steps';
+import type { StepOutcome } from '../contracts/index';
 import type { StepCall } from './orders';
 import type { PaymentGateway } from './providers/types';
 import { callProvider, currentStep } from './step-context';

@@ -1,8 +1,8 @@
-import { findRecorded, runOnce } from '../db/ledger';
-import { appendEvent } from '../db/outbox';
-import type { Pool } from '../db/pool';
-import { markStepCompensating, markStepRunning, setStepStatus } from '../db/steps';
-import type { ShippingAddress, StepOutcome } from '../workflows/contracts';
+import { findRecorded, runOnce } from '../store/ledger';
+import { appendEvent } from '../store/outbox';
+import type { Pool } from '../store/pool';
+import { markStepCompensating, markStepRunning, setStepStatus } from '../store/steps';
+import type { ShippingAddress, StepOutcome } from '../contracts/index';
 import type { StepCall } from './orders';
 import type { Carrier } from './providers/types';
 import { callProvider, currentStep } from './step-context';

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { ErrorTypes } from '../workflows/contracts';
+import { ErrorTypes } from '../contracts/index';
 import { ProviderUnavailableError } from './providers/circuit-breaker';
 import { TransientProviderError } from './providers/types';
 

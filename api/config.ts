@@ -1,7 +1,7 @@
 import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
 import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
-import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import { DEFAULT_TASK_QUEUE } from '../contracts/index';
 
 /** The API's Temporal connection: the one every process reads (lib/temporal-connection.ts). */
 export type TemporalSettings = TemporalConnectionConfig;

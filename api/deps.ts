@@ -1,5 +1,5 @@
 import type { Client } from '@temporalio/client';
-import type { Pool } from '../db/pool';
+import type { Pool } from '../store/pool';
 import type { ApiConfig } from './config';
 
 /** Everything the routes need, handed in by whoever builds the app (server or test). */

@@ -1,10 +1,10 @@
-import { createPool } from '../db/pool';
+import { createPool } from '../store/pool';
 import { loadOrExit } from '../lib/env';
 import { createLogger } from '../lib/logger';
 import { startOtlpTracing } from '../lib/tracing';
 import { buildApp } from './app';
 import { loadApiConfig } from './config';
-import { purgeExpiredKeys } from './queries/idempotency-keys';
+import { purgeExpiredKeys } from '../store/idempotency-keys';
 import { createTemporalClient } from './temporal';
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;

@@ -1,4 +1,4 @@
-import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
+import { DEFAULT_TASK_QUEUE } from '../contracts/index';
 import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
 import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';

@@ -15,9 +15,9 @@ import {
 import { createActivities } from '../activities';
 import { withCircuitBreaker } from '../activities/providers/circuit-breaker';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../activities/providers/simulated';
-import type { Pool } from '../db/pool';
+import type { Pool } from '../store/pool';
 import type { Logger } from '../lib/logger';
-import { paymentTaskQueueFor } from '../workflows/contracts';
+import { paymentTaskQueueFor } from '../contracts/index';
 import { sagaObserver, type SagaMetrics } from './saga-observer';
 
 /** Bundled into the workflow code when tracing is on: RunWorkflow and StartActivity spans. */

@@ -1,13 +1,13 @@
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createPool } from '../db/pool';
+import { createPool } from '../store/pool';
 import { loadOrExit } from '../lib/env';
 import { createLogger } from '../lib/logger';
 import { startOtlpTracing } from '../lib/tracing';
 import { loadWorkerConfig } from './config';
 import { createSagaWorkers } from './create-worker';
 // The relay's metrics endpoint is a plain prom-client server; the worker serves its own the same way.
-import { serveMetrics } from './relay-metrics-server';
+import { serveMetrics } from '../lib/metrics-server';
 import { createSagaMetrics } from './saga-observer';
 import { temporalLogger } from './temporal-logger';
 

@@ -24,8 +24,8 @@ import type {
 } from '@temporalio/worker';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Activities } from '../activities';
-import type { Pool } from '../db/pool';
-import type { FailureReason, StepOutcome } from '../workflows/contracts';
+import type { Pool } from '../store/pool';
+import type { FailureReason, StepOutcome } from '../contracts/index';
 
 export interface SagaMetrics {
   finished: Counter<'status' | 'failure_reason'>;

@@ -37,7 +37,7 @@ import {
   type StepName,
   type StepOutcome,
   type StepState,
-} from './contracts';
+} from '../contracts/index';
 import { Saga } from './saga';
 import { OrderStatusKey } from './search-attributes';
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool } from '../../db/pool';
+import type { Pool } from '../../store/pool';
 import {
   TransientProviderError,
   type Carrier,

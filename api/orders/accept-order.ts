@@ -1,12 +1,12 @@
 import type { Client } from '@temporalio/client';
-import { insertOrderIfAbsent } from '../../db/orders';
-import type { Pool } from '../../db/pool';
-import { withTransaction } from '../../db/tx';
-import { workflowIdFor, type OrderSagaInput } from '../../workflows/contracts';
+import { insertOrderIfAbsent } from '../../store/orders';
+import type { Pool } from '../../store/pool';
+import { withTransaction } from '../../store/tx';
+import { workflowIdFor, type OrderSagaInput } from '../../contracts/index';
 import type { ApiConfig } from '../config';
 import { problems } from '../problems';
-import { recordResponse, type KeyRef } from '../queries/idempotency-keys';
-import { priceList } from '../queries/products';
+import { recordResponse, type KeyRef } from '../../store/idempotency-keys';
+import { priceList } from '../../store/products';
 import type { CreateOrderBody, OrderAccepted } from '../schemas/orders';
 import { buildSagaInput, findStartedSagaInput, startSaga } from './saga-start';
 import { orderPath, temporalUiLink } from './view';

@@ -1,4 +1,4 @@
-import type { OrderKey } from '../queries/orders';
+import type { OrderKey } from '../../store/order-views';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

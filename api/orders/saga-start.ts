@@ -5,7 +5,7 @@ import {
   workflowIdFor,
   type OrderLine,
   type OrderSagaInput,
-} from '../../workflows/contracts';
+} from '../../contracts/index';
 import {
   CustomerIdKey,
   OrderIdKey,

@@ -1,6 +1,6 @@
-import { isTerminal } from '../../workflows/contracts';
+import { isTerminal } from '../../contracts/index';
 import type { ApiConfig } from '../config';
-import type { OrderRow } from '../queries/orders';
+import type { OrderRow } from '../../store/order-views';
 import type { OrderView } from '../schemas/orders';
 
 export const orderPath = (orderId: string): string => `/orders/${orderId}`;

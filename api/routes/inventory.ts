@@ -1,7 +1,7 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problems';
-import { findProduct, upsertProduct } from '../queries/products';
+import { findProduct, upsertProduct } from '../../store/products';
 import { problemResponses } from '../schemas/common';
 import { Product, ProductInput, SkuParams } from '../schemas/inventory';
 

@@ -1,9 +1,9 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../workflows/contracts';
+import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../contracts/index';
 import type { ApiDeps } from '../deps';
 import { problems } from '../problems';
-import { findOrderStatus } from '../queries/orders';
+import { findOrderStatus } from '../../store/order-views';
 import { problemResponses } from '../schemas/common';
 import { CancelAccepted, DecisionAccepted, OrderIdParams } from '../schemas/orders';
 

@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
-import type { Pool } from '../../db/pool';
+import type { Pool } from '../../store/pool';
 import type { ApiDeps } from '../deps';
 import { acceptOrder } from '../orders/accept-order';
 import { decodeCursor, encodeCursor } from '../orders/cursor';
 import { fingerprintOf } from '../orders/fingerprint';
 import { toOrderView } from '../orders/view';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problems } from '../problems';
-import { claimKey, recordResponse, releaseKey, type KeyRef } from '../queries/idempotency-keys';
-import { findOrder, listOrders } from '../queries/orders';
+import { claimKey, recordResponse, releaseKey, type KeyRef } from '../../store/idempotency-keys';
+import { findOrder, listOrders } from '../../store/order-views';
 import { problemResponses } from '../schemas/common';
 import {
   CreateOrderBody,

@@ -7,7 +7,7 @@ import {
   STEP_NAMES,
   STEP_STATUSES,
   type FailureReason,
-} from '../../workflows/contracts';
+} from '../../contracts/index';
 import { Cents, Sku, StringEnum, Uuid } from './common';
 
 const text = (maxLength: number, extra: object = {}) => Type.String({ minLength: 1, maxLength, ...extra });

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
-import { insertOrderIfAbsent } from '../../db/orders';
-import { withTransaction } from '../../db/tx';
-import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../workflows/contracts';
+import { insertOrderIfAbsent } from '../../store/orders';
+import { withTransaction } from '../../store/tx';
+import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../contracts/index';
 import { eventually } from '../support/service-process';
 import { createTestDatabase } from '../support/stack';
 

@@ -3,7 +3,7 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import { fingerprintOf } from '../../api/orders/fingerprint';
-import type { Pool } from '../../db/pool';
+import type { Pool } from '../../store/pool';
 import { OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { createTestDatabase, stackEnv } from '../support/stack';

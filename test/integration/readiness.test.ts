@@ -3,8 +3,8 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { migrate } from '../../db/migrate';
-import { createPool, type Pool } from '../../db/pool';
+import { migrate } from '../../store/migrate';
+import { createPool, type Pool } from '../../store/pool';
 import { adminQuery } from '../support/stack';
 import {
   startPrivatePostgres,

@@ -2,18 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Registry, type Counter } from 'prom-client';
-import { createPool, type Pool } from '../../db/pool';
-import { appendEvent, type OutboxMessage } from '../../db/outbox';
-import { withTransaction } from '../../db/tx';
+import { createPool, type Pool } from '../../store/pool';
+import { appendEvent, type OutboxMessage } from '../../store/outbox';
+import { withTransaction } from '../../store/tx';
 import { createLogger } from '../../lib/logger';
-import { subjectFor, workflowIdFor, type EventType } from '../../workflows/contracts';
+import { subjectFor, workflowIdFor, type EventType } from '../../contracts/index';
 import {
   createOutboxRelay,
   DEFAULT_RELAY_OPTIONS,
   type OutboxRelay,
   type RelayOptions,
-} from '../../worker/relay';
-import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
+} from '../../relay/relay';
+import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createTestDatabase, stackEnv } from '../support/stack';
 import { readStream, type StreamedEvent } from '../support/stream';
 

@@ -1,4 +1,4 @@
-import type { OrderSagaState } from '../../workflows/contracts';
+import type { OrderSagaState } from '../../contracts/index';
 import { decodeRetryState } from '@temporalio/common';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 

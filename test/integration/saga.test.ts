@@ -3,8 +3,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
 import { historySteps } from '../../lib/history-steps';
-import { paymentTaskQueueFor, stepKey, workflowIdFor } from '../../workflows/contracts';
-import type { OrderSagaState } from '../../workflows/contracts';
+import { paymentTaskQueueFor, stepKey, workflowIdFor } from '../../contracts/index';
+import type { OrderSagaState } from '../../contracts/index';
 
 /**
  * Every saga path of CONTRACT §3 through a real worker, Temporal dev server and Postgres:

@@ -7,8 +7,8 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Connection } from '@temporalio/client';
 import pg from 'pg';
-import type { NatsConnection } from '../../worker/stream';
-import { SEARCH_ATTRIBUTES } from '../../workflows/contracts';
+import type { NatsConnection } from '../../relay/stream';
+import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { createTestDatabase, stackEnv, uniqueTaskQueue } from '../support/stack';
 
 describe('the test stack', () => {

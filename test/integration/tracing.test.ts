@@ -13,7 +13,7 @@ import { createTemporalClient, type TemporalClient } from '../../api/temporal';
 import { createLogger } from '../../lib/logger';
 import { startTracing, type Tracing } from '../../lib/tracing';
 import { createSagaWorkers, type SagaWorkers } from '../../worker/create-worker';
-import type { OrderSagaResult } from '../../workflows/contracts';
+import type { OrderSagaResult } from '../../contracts/index';
 import {
   eventually,
   startApiProcess,

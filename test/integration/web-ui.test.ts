@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
-import type { OrderSagaResult } from '../../workflows/contracts';
+import type { OrderSagaResult } from '../../contracts/index';
 import { launchChromium } from '../support/chromium';
 import { historySteps } from '../../lib/history-steps';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime } from '@temporalio/worker';
-import type { PoolClient } from '../../db/pool';
-import { withTransaction } from '../../db/tx';
-import { insertOrderIfAbsent } from '../../db/orders';
+import type { PoolClient } from '../../store/pool';
+import { withTransaction } from '../../store/tx';
+import { insertOrderIfAbsent } from '../../store/orders';
 import { createSagaWorkers } from '../../worker/create-worker';
 import {
   CURRENCY,
@@ -14,7 +14,7 @@ import {
   workflowIdFor,
   type OrderSagaInput,
   type OrderSagaResult,
-} from '../../workflows/contracts';
+} from '../../contracts/index';
 import {
   CustomerIdKey,
   OrderIdKey,

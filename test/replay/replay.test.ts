@@ -53,7 +53,7 @@ test('every committed history replays against the current workflow code', async 
   expect(failures).toEqual([]);
 }, 60_000);
 
-/** Bundles a copy of workflows/ with `alter` applied to order-saga.ts and replays `histories` against it. */
+/** Bundles a copy of workflows/ (and the contracts/ it imports) with `alter` applied to order-saga.ts and replays `histories` against it. */
 async function replayAltered(
   alter: (source: string) => string,
   histories: Awaited<ReturnType<typeof loadHistories>>,
@@ -63,6 +63,8 @@ async function replayAltered(
   try {
     const altered = path.join(workDir, 'workflows');
     await cp(path.join(REPO_ROOT, 'workflows'), altered, { recursive: true });
+    // The workflow imports the shared contract from its sibling folder.
+    await cp(path.join(REPO_ROOT, 'contracts'), path.join(workDir, 'contracts'), { recursive: true });
     const sagaFile = path.join(altered, 'order-saga.ts');
     const source = await readFile(sagaFile, 'utf8');
     const changed = alter(source);

@@ -1,5 +1,5 @@
 /**
- * Integration tests' global setup, once per run: starts the stack (scripts/dev-stack.ts,
+ * Integration tests' global setup, once per run: starts the stack (tools/dev/dev-stack.ts,
  * on fresh data in a temp dir), migrates the template database every test database is
  * cloned from, builds the workflow bundle once, and hands it all to the test processes as
  * TEST_* environment variables (see test/support/stack.ts). DATABASE_URL / TEMPORAL_ADDRESS
@@ -12,8 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { migrate } from '../../db/migrate';
-import { createPool } from '../../db/pool';
+import { migrate } from '../../store/migrate';
+import { createPool } from '../../store/pool';
 import globalTeardown from './global-teardown';
 import { RUNNING_STACK_KEY, TEMPLATE_DATABASE, adminQuery, withDatabase } from './stack';
 

@@ -1,6 +1,6 @@
 /**
  * A nats-server of a test's own, to stop and start at will without touching the stack the
- * other test files share. Same binary (scripts/tools.ts) and the same durability settings
+ * other test files share. Same binary (tools/dev/tools.ts) and the same durability settings
  * as the embedded one: JetStream with its own store and `sync_interval: always`.
  * nats-server cannot take port 0 from a config file, so a free port is chosen up front and
  * kept across restarts, like the store.
@@ -9,9 +9,9 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
-import { ensureTools } from '../../scripts/tools';
-import type { NatsConnection } from '../../worker/stream';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
+import { ensureTools } from '../../tools/dev/tools';
+import type { NatsConnection } from '../../relay/stream';
 
 export interface PrivateNats {
   url: string;

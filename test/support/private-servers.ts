@@ -1,16 +1,16 @@
 /**
  * A Postgres and a Temporal dev server of a test's own, which it may stop and start again
  * on the same port (the shared test stack must never go down under the other tests).
- * Both run as scripts/stack.ts runs them: launch() with a log file and a parent-death
- * signal; Postgres from scripts/postgres.ts (as user postgres when we are root), Temporal
- * from the pinned CLI (scripts/tools.ts).
+ * Both run as tools/dev/stack.ts runs them: launch() with a log file and a parent-death
+ * signal; Postgres from tools/dev/postgres.ts (as user postgres when we are root), Temporal
+ * from the pinned CLI (tools/dev/tools.ts).
  */
 import path from 'node:path';
-import { launchPostgres, pgAnswers, prepareCluster } from '../../scripts/postgres';
-import { launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
-import { temporalAnswers } from '../../scripts/stack';
-import { ensureTools } from '../../scripts/tools';
-import { SEARCH_ATTRIBUTES } from '../../workflows/contracts';
+import { launchPostgres, pgAnswers, prepareCluster } from '../../tools/dev/postgres';
+import { launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
+import { temporalAnswers } from '../../tools/dev/stack';
+import { ensureTools } from '../../tools/dev/tools';
+import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { freePort } from './service-process';
 
 const READY_TIMEOUT_MS = 90_000;

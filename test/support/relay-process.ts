@@ -1,15 +1,15 @@
 /**
- * The outbox relay as operators run it (`npm run relay` = worker/relay-main.ts), as a child
- * process of a test: killed for real, restarted for real. Started through scripts/stack.ts'
+ * The outbox relay as operators run it (`npm run relay` = relay/main.ts), as a child
+ * process of a test: killed for real, restarted for real. Started through tools/dev/stack.ts'
  * launch(), so it writes to a log file and dies with the test process even when that is
  * killed outright (parent-death signal).
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Pool } from '../../db/pool';
-import { launch, type ManagedProcess } from '../../scripts/processes';
-import { DEFAULT_RELAY_OPTIONS } from '../../worker/relay';
+import type { Pool } from '../../store/pool';
+import { launch, type ManagedProcess } from '../../tools/dev/processes';
+import { DEFAULT_RELAY_OPTIONS } from '../../relay/relay';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 

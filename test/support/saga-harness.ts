@@ -5,9 +5,9 @@ import { Registry } from 'prom-client';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-import type { Pool } from '../../db/pool';
-import { withTransaction } from '../../db/tx';
-import { insertOrderIfAbsent } from '../../db/orders';
+import type { Pool } from '../../store/pool';
+import { withTransaction } from '../../store/tx';
+import { insertOrderIfAbsent } from '../../store/orders';
 import {
   CURRENCY,
   WORKFLOW_TYPE,
@@ -16,11 +16,11 @@ import {
   type OrderSagaResult,
   type OrderStatus,
   type ShippingAddress,
-} from '../../workflows/contracts';
+} from '../../contracts/index';
 import { startSaga } from '../../api/orders/saga-start';
 import { createSagaWorkers } from '../../worker/create-worker';
-import { createOutboxRelay } from '../../worker/relay';
-import { ensureOrdersStream, type NatsConnection } from '../../worker/stream';
+import { createOutboxRelay } from '../../relay/relay';
+import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createLogger } from '../../lib/logger';
 import { createTestDatabase, stackEnv, uniqueTaskQueue } from './stack';
 import { readStream } from './stream';

@@ -1,14 +1,14 @@
 /**
  * The API and the worker as operators run them (`npm run api` / `npm run worker`, i.e.
  * `node --import tsx api/server.ts`), as child processes of a test, configured by
- * environment only. Started through scripts/stack.ts' launch(): output goes to a log file
+ * environment only. Started through tools/dev/stack.ts' launch(): output goes to a log file
  * of their own, and they die with the test process (parent-death signal).
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
+import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const START_TIMEOUT_MS = 60_000;

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { createPool, type Pool } from '../../db/pool';
+import { createPool, type Pool } from '../../store/pool';
 
 /** Where the global setup leaves its dev-stack process for the global teardown. */
 export const RUNNING_STACK_KEY = '__orderSagaTestStack';

@@ -1,8 +1,8 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs } from '@nats-io/nats-core';
-import type { OutboxMessage } from '../../db/outbox';
-import { STREAM_NAME, SUBJECT_PREFIX } from '../../workflows/contracts';
-import type { NatsConnection } from '../../worker/stream';
+import type { OutboxMessage } from '../../store/outbox';
+import { STREAM_NAME, SUBJECT_PREFIX } from '../../contracts/index';
+import type { NatsConnection } from '../../relay/stream';
 
 export interface StreamedEvent {
   subject: string;
@@ -36,7 +36,7 @@ export async function readStream(
       received++;
       const body = message.json<OutboxMessage>();
       if (wanted.has(body.aggregateId)) {
-        // JsMsg's header type does not resolve here (see worker/stream.ts); it is MsgHdrs.
+        // JsMsg's header type does not resolve here (see relay/stream.ts); it is MsgHdrs.
         const headers = message.headers as MsgHdrs | undefined;
         found.push({ subject: message.subject, msgId: headers?.get('Nats-Msg-Id'), body });
       }

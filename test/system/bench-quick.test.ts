@@ -8,8 +8,8 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { BenchResult, StepRecord } from '../../bench/lib/result';
-import { parseResult } from '../../bench/lib/result-json';
+import type { BenchResult, StepRecord } from '../../tools/bench/lib/result';
+import { parseResult } from '../../tools/bench/lib/result-json';
 import { runScript } from '../support/run-script';
 
 /** The quick run budgets itself under 2 minutes; this only stops a hang. */
@@ -35,7 +35,7 @@ describe('npm run bench -- --quick', () => {
   it(
     'measures the saga, both baselines and the relay, and writes the result, the chart and the summary',
     async () => {
-      const { code, output } = await runScript('bench/run.ts', ['--quick', '--out', outDir]);
+      const { code, output } = await runScript('tools/bench/run.ts', ['--quick', '--out', outDir]);
       if (code !== 0) throw new Error(`bench exited with ${code}:\n${output.slice(-4_000)}`);
 
       const files = await readdir(outDir);

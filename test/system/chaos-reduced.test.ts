@@ -12,9 +12,9 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { DrillResult } from '../../chaos/drills';
-import { DRILLS } from '../../chaos/drills';
-import type { Violation } from '../../chaos/invariants';
+import type { DrillResult } from '../../tools/chaos/drills';
+import { DRILLS } from '../../tools/chaos/drills';
+import type { Violation } from '../../tools/chaos/invariants';
 import { runScript } from '../support/run-script';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -43,7 +43,7 @@ describe('chaos drills, reduced run', () => {
       const reportFile = path.join(dir, 'report.json');
       const logFile = path.join(ROOT, 'test-artifacts', `chaos-reduced-${seed}.log`);
       await mkdir(path.dirname(logFile), { recursive: true });
-      const { code, output } = await runScript('chaos/run.ts', [
+      const { code, output } = await runScript('tools/chaos/run.ts', [
         '--reduced',
         '--seed',
         String(seed),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import type { Client } from '@temporalio/client';
-import type { Pool } from '../../db/pool';
+import type { Pool } from '../../store/pool';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { ServiceError } from '@temporalio/client';
-import type { Pool } from '../../db/pool';
+import type { Pool } from '../../store/pool';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import { decodeCursor, encodeCursor } from '../../api/orders/cursor';

@@ -8,10 +8,10 @@ import {
   ticksByRole,
   type CpuSample,
   type ProcStat,
-} from '../../bench/lib/procstat';
-import { formatMs, markdownTable, renderMarkdown } from '../../bench/lib/report';
-import type { BenchResult, StepRecord } from '../../bench/lib/result';
-import { parseResult, stringifyResult } from '../../bench/lib/result-json';
+} from '../../tools/bench/lib/procstat';
+import { formatMs, markdownTable, renderMarkdown } from '../../tools/bench/lib/report';
+import type { BenchResult, StepRecord } from '../../tools/bench/lib/result';
+import { parseResult, stringifyResult } from '../../tools/bench/lib/result-json';
 import {
   DEFAULT_BOUNDS,
   judgeStep,
@@ -21,7 +21,7 @@ import {
   type Probe,
   type SearchOptions,
   type Tried,
-} from '../../bench/lib/saturation';
+} from '../../tools/bench/lib/saturation';
 import {
   describeShape,
   disagreements,
@@ -33,15 +33,15 @@ import {
   stepFromCall,
   stepLabel,
   type RecordedCall,
-} from '../../bench/lib/saga-shape';
+} from '../../tools/bench/lib/saga-shape';
 import { LOCAL_ACTIVITY_MARKER } from '../../lib/history-steps';
-import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from '../../bench/lib/schedule';
-import { percentile, summarize } from '../../bench/lib/stats';
-import { stepMetrics, type OrderSample } from '../../bench/lib/step';
-import { escapeXml, linearTicks, logBounds, logTicks, renderChart } from '../../bench/lib/svg';
+import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from '../../tools/bench/lib/schedule';
+import { percentile, summarize } from '../../tools/bench/lib/stats';
+import { stepMetrics, type OrderSample } from '../../tools/bench/lib/step';
+import { escapeXml, linearTicks, logBounds, logTicks, renderChart } from '../../tools/bench/lib/svg';
 
 /**
- * The pure parts of `npm run bench` (bench/lib): the definitions behind every figure it
+ * The pure parts of `npm run bench` (tools/bench/lib): the definitions behind every figure it
  * prints. The bench itself runs end to end with `npm run bench -- --quick`.
  */
 
@@ -324,7 +324,7 @@ describe('CPU from /proc', () => {
   it('tells the services apart by command line', () => {
     expect(classifyCommand(['/usr/bin/node', '--import', 'tsx', 'api/server.ts'])).toBe('api');
     expect(classifyCommand(['node', '--import', 'tsx', 'worker/main.ts'])).toBe('worker');
-    expect(classifyCommand(['node', '--import', 'tsx', 'worker/relay-main.ts'])).toBe('relay');
+    expect(classifyCommand(['node', '--import', 'tsx', 'relay/main.ts'])).toBe('relay');
     expect(classifyCommand(['/cache/temporal-1.5.1/temporal', 'server', 'start-dev', '--port', '1'])).toBe(
       'temporal',
     );

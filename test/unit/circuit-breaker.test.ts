@@ -12,7 +12,7 @@ import {
   type PaymentGateway,
 } from '../../activities/providers/types';
 import { callProvider } from '../../activities/step-context';
-import { ErrorTypes } from '../../workflows/contracts';
+import { ErrorTypes } from '../../contracts/index';
 
 type Answer = 'transient' | 'card-transient' | 'declined' | 'captured' | 'bug';
 

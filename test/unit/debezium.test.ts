@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { EVENT_TYPES, subjectFor } from '../../workflows/contracts';
-import { ORDERS_SUBJECTS } from '../../worker/stream';
+import { EVENT_TYPES, subjectFor } from '../../contracts/index';
+import { ORDERS_SUBJECTS } from '../../relay/stream';
 
 /**
  * deploy/debezium/outbox-connector.json, checked without Debezium: every column it names

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { loadApiConfig } from '../../api/config';
 import type { Env } from '../../lib/env';
-import { SEARCH_ATTRIBUTES } from '../../workflows/contracts';
+import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { loadWorkerConfig } from '../../worker/config';
-import { loadRelayConfig } from '../../worker/relay-config';
+import { loadRelayConfig } from '../../relay/config';
 
 /**
  * docker-compose.yml and the Dockerfile, checked without Docker: the compose environment
@@ -178,7 +178,7 @@ function readsOf(name: string): Set<string> {
 }
 
 /**
- * scripts/migrate.ts keeps its loader private and runs main() on import, so it runs here as
+ * tools/migrate.ts keeps its loader private and runs main() on import, so it runs here as
  * its container would: with the recording environment as process.env and the database
  * layer replaced.
  */
@@ -201,9 +201,9 @@ async function runMigrateEntrypoint(values: Env) {
   const replaced = jest.replaceProperty(process, 'env', env);
   try {
     await jest.isolateModulesAsync(async () => {
-      jest.doMock('../../db/pool', () => ({ createPool }));
-      jest.doMock('../../db/migrate', () => ({ migrate }));
-      await import('../../scripts/migrate');
+      jest.doMock('../../store/pool', () => ({ createPool }));
+      jest.doMock('../../store/migrate', () => ({ migrate }));
+      await import('../../tools/migrate');
       await new Promise((resolve) => setImmediate(resolve)); // main() finishes
     });
   } finally {
@@ -440,7 +440,7 @@ describe('Dockerfile', () => {
     expect(users.at(-1)).toBe('USER node');
 
     // The build stage writes the bundle; the runtime copies that very file to WORKFLOW_BUNDLE_PATH.
-    const built = /scripts\/build-workflow-bundle\.ts\s+(\S+)/.exec(
+    const built = /tools\/build-workflow-bundle\.ts\s+(\S+)/.exec(
       stage('build').instructions.join('\n'),
     )?.[1];
     expect(built).toBeDefined();
@@ -470,7 +470,7 @@ describe('Dockerfile', () => {
         '.git',
         'coverage',
         'test-artifacts',
-        'bench/results',
+        'tools/bench/results',
       ]),
     );
   });

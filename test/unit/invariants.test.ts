@@ -9,11 +9,11 @@ import {
   type OutboxRow,
   type Snapshot,
   type StreamedMessage,
-} from '../../chaos/invariants';
-import { stepKey, workflowIdFor } from '../../workflows/contracts';
+} from '../../tools/chaos/invariants';
+import { stepKey, workflowIdFor } from '../../contracts/index';
 
 /**
- * The invariant checker's pure part (chaos/invariants.ts) on hand-made data: consistent
+ * The invariant checker's pure part (tools/chaos/invariants.ts) on hand-made data: consistent
  * snapshots pass, and each way of breaking one is named.
  */
 

@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { RouteOptions } from 'fastify';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
-import type { Pool } from '../../db/pool';
+import type { Pool } from '../../store/pool';
 
 /**
  * /openapi.json as a client generator would read it: a structurally valid OpenAPI 3 document

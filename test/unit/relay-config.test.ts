@@ -1,5 +1,5 @@
 import { ConfigError } from '../../lib/env';
-import { loadRelayConfig } from '../../worker/relay-config';
+import { loadRelayConfig } from '../../relay/config';
 
 /** `npm run relay`'s environment (CONTRACT §6), the metrics server in particular. */
 

@@ -1,0 +1,68 @@
+import { STEP_ABANDONED, stepKey, type StepName } from '../contracts/index';
+import type { Pool, PoolClient } from './pool';
+import { withTransaction } from './tx';
+
+export interface LedgerEntry {
+  idempotencyKey: string;
+  workflowId: string;
+  step: string;
+}
+
+/** The stored result of a step that already ran, or undefined. */
+export async function findRecorded<T>(pool: Pool, idempotencyKey: string): Promise<T | undefined> {
+  const { rows } = await pool.query<{ result: T }>(
+    'SELECT result FROM activity_ledger WHERE idempotency_key = $1 AND result IS NOT NULL',
+    [idempotencyKey],
+  );
+  return rows[0]?.result;
+}
+
+/**
+ * Runs `work` exactly once per idempotency key. The ledger row is inserted first, in the
+ * same transaction as the work: a concurrent duplicate blocks on that row until the first
+ * commits, then finds it and replays the stored result; if the first rolls back, the
+ * duplicate does the work itself. A retry after a commit returns the stored result.
+ */
+export async function runOnce<T>(
+  pool: Pool,
+  entry: LedgerEntry,
+  work: (tx: PoolClient) => Promise<T>,
+): Promise<T> {
+  return withTransaction(pool, async (tx) => {
+    const claimed = await tx.query(
+      `INSERT INTO activity_ledger (idempotency_key, workflow_id, step)
+       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING idempotency_key`,
+      [entry.idempotencyKey, entry.workflowId, entry.step],
+    );
+    if (claimed.rowCount === 0) {
+      const { rows } = await tx.query<{ result: T }>(
+        'SELECT result FROM activity_ledger WHERE idempotency_key = $1',
+        [entry.idempotencyKey],
+      );
+      return rows[0]!.result;
+    }
+    const result = await work(tx);
+    await tx.query('UPDATE activity_ledger SET result = $2 WHERE idempotency_key = $1', [
+      entry.idempotencyKey,
+      JSON.stringify(result ?? null),
+    ]);
+    return result;
+  });
+}
+
+/**
+ * Fences a forward step before its compensation undoes it: claims the step's key (the one
+ * the workflow gives it, `<workflowId>:<step>`) with STEP_ABANDONED, unless the step already
+ * ran. A step attempt that comes afterwards (a local activity left running by a workflow task
+ * that was lost, or an attempt that outlived its timeout) finds the key taken and replays
+ * that, so it never does what was just undone. An attempt in flight holds the key's row: the
+ * fence waits for it to commit, and the compensation, reading after the fence (READ
+ * COMMITTED: each statement sees what committed before it), sees what it did and undoes it.
+ */
+export async function fenceStep(tx: PoolClient, workflowId: string, step: StepName): Promise<void> {
+  await tx.query(
+    `INSERT INTO activity_ledger (idempotency_key, workflow_id, step, result)
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+    [stepKey(workflowId, step), workflowId, step, JSON.stringify(STEP_ABANDONED)],
+  );
+}

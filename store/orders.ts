@@ -1,0 +1,49 @@
+import { STEP_NAMES, workflowIdFor, type OrderSagaInput } from '../contracts/index';
+import type { PoolClient } from './pool';
+
+/**
+ * Writes a new order (status PENDING), its lines and its step rows, unless it exists.
+ * Both the API (so a just-accepted order is visible at once) and the createOrder
+ * activity (so a saga whose API process died after starting it still has its order) call
+ * this; whichever runs second changes nothing. Returns true when this call created it.
+ */
+export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput): Promise<boolean> {
+  // No conflict target: the API and createOrder may insert the same order at the same moment,
+  // and the conflict can surface on workflow_id (unique too) rather than id; either means
+  // "already there". With `ON CONFLICT (id)` the workflow_id one is an error (a 500).
+  const created = await tx.query(
+    `INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, currency, shipping_address,
+                         correlation_id)
+     VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7)
+     ON CONFLICT DO NOTHING`,
+    [
+      input.orderId,
+      workflowIdFor(input.orderId),
+      input.customerId,
+      input.totalCents,
+      input.currency,
+      JSON.stringify(input.shippingAddress),
+      input.correlationId,
+    ],
+  );
+  if (created.rowCount === 0) return false;
+  await tx.query(
+    `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
+     SELECT $1, line, sku, quantity, price
+       FROM unnest($2::text[], $3::int[], $4::bigint[]) WITH ORDINALITY AS t(sku, quantity, price, line)`,
+    [
+      input.orderId,
+      input.items.map((item) => item.sku),
+      input.items.map((item) => item.quantity),
+      input.items.map((item) => item.unitPriceCents),
+    ],
+  );
+  await tx.query(
+    `INSERT INTO order_steps (order_id, position, name, status)
+     SELECT $1, position, name,
+            CASE WHEN name = 'approval' AND NOT $3 THEN 'SKIPPED' ELSE 'PENDING' END
+       FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position)`,
+    [input.orderId, [...STEP_NAMES], input.requiresApproval],
+  );
+  return true;
+}

@@ -1,0 +1,32 @@
+import type { Pool } from './pool';
+import type { Product, ProductInput } from '../api/schemas/inventory';
+
+const PRODUCT_COLUMNS = `sku, name, price_cents AS "priceCents", available, reserved`;
+
+/** Catalog prices of the given skus, in one round-trip; missing skus are simply absent. */
+export async function priceList(pool: Pool, skus: string[]): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ sku: string; price_cents: number }>(
+    'SELECT sku, price_cents FROM products WHERE sku = ANY($1::text[])',
+    [skus],
+  );
+  return new Map(rows.map((row) => [row.sku, row.price_cents]));
+}
+
+export async function findProduct(pool: Pool, sku: string): Promise<Product | undefined> {
+  const { rows } = await pool.query<Product>(`SELECT ${PRODUCT_COLUMNS} FROM products WHERE sku = $1`, [sku]);
+  return rows[0];
+}
+
+/** Creates or replaces a product; `reserved` belongs to orders in progress and is kept. */
+export async function upsertProduct(pool: Pool, sku: string, input: ProductInput): Promise<Product> {
+  const { rows } = await pool.query<Product>(
+    `INSERT INTO products (sku, name, price_cents, available)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (sku) DO UPDATE
+       SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents, available = EXCLUDED.available,
+           updated_at = now()
+     RETURNING ${PRODUCT_COLUMNS}`,
+    [sku, input.name, input.priceCents, input.available],
+  );
+  return rows[0]!;
+}

@@ -1,0 +1,207 @@
+/**
+ * `npm run bench [-- --quick] [-- --out <dir>] [-- --p99-bound-ms <ms>] [-- --keep-data]`,
+ * or `npm run bench -- --render <result.json>` to rewrite a result's .md and .svg:
+ * everything the bench reads from its arguments and the environment, read only here.
+ *
+ * The environment is the one `npm start` passes to its processes: DATABASE_URL,
+ * TEMPORAL_ADDRESS, TEMPORAL_UI_URL, NATS_URL (used instead of starting that piece),
+ * and every worker/relay knob (WORKER_*, RELAY_*, LOG_LEVEL, …), which reach the api,
+ * worker and relay unchanged and configure the baselines the same way.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, hostPort, list, logLevel, optionalString, url, type Env } from '../../lib/env';
+import { loadRelayConfig, type RelayConfig } from '../../relay/config';
+import { loadTemporalConnection, loadWorkerConfig, type TemporalConnectionConfig } from '../../worker/config';
+import { DEFAULT_BOUNDS, DEFAULT_LADDER, type SaturationBounds } from './lib/saturation';
+
+export interface Plan {
+  /** The whole run must fit in this (a search stops early rather than overrun it). */
+  budgetMs: number;
+  warmup: { ratePerS: number; durationMs: number };
+  idleOrders: number;
+  stepMs: number;
+  /** After a step's last answer, how long its sagas may take to finish. */
+  graceMs: number;
+  /** Before the next step, how long to wait for an overloaded step's backlog to clear. */
+  settleMs: number;
+  ladder: readonly number[];
+  refine: boolean;
+  maxSteps: number;
+  halfLoadMs: number;
+  /** The mix search starts at this share of the happy path's saturation. */
+  mixStartFactor: number;
+  mixMaxSteps: number;
+  bare: { warmupMs: number; idleOrders: number; maxSteps: number };
+  direct: { concurrency: readonly number[]; durationMs: number };
+  drainEvents: number;
+  /** A slow relay is measured on a backlog it drains in about this long, not on all drainEvents. */
+  drainTargetS: number;
+  inflightCap: number;
+}
+
+const FULL: Plan = {
+  budgetMs: 540_000, // leaves a minute for the phase under way, settling and shutdown
+  warmup: { ratePerS: 20, durationMs: 10_000 },
+  idleOrders: 30,
+  stepMs: 12_000,
+  graceMs: 10_000,
+  settleMs: 45_000,
+  ladder: DEFAULT_LADDER,
+  refine: true,
+  maxSteps: 12,
+  halfLoadMs: 20_000,
+  mixStartFactor: 0.6,
+  mixMaxSteps: 5,
+  bare: { warmupMs: 5_000, idleOrders: 20, maxSteps: 12 },
+  direct: { concurrency: [1, 4, 16, 32], durationMs: 8_000 },
+  drainEvents: 20_000,
+  drainTargetS: 10,
+  inflightCap: 2_000,
+};
+
+const QUICK: Plan = {
+  budgetMs: 95_000, // CI: the whole run stays under 2 minutes
+  warmup: { ratePerS: 10, durationMs: 3_000 },
+  idleOrders: 8,
+  stepMs: 3_000,
+  graceMs: 4_000,
+  settleMs: 10_000,
+  ladder: [10, 25, 50, 100, 200, 400],
+  refine: false,
+  maxSteps: 5,
+  halfLoadMs: 5_000,
+  mixStartFactor: 1,
+  mixMaxSteps: 1,
+  bare: { warmupMs: 2_000, idleOrders: 5, maxSteps: 5 },
+  direct: { concurrency: [1, 16], durationMs: 2_000 },
+  drainEvents: 5_000,
+  drainTargetS: 3,
+  inflightCap: 1_000,
+};
+
+export interface BenchConfig {
+  mode: 'quick' | 'full';
+  plan: Plan;
+  bounds: SaturationBounds;
+  outDir: string;
+  /** Keep the temporary data directory (logs, databases) even after a clean run. */
+  keepData: boolean;
+  /** Only rewrite the .md and .svg of this result file; run nothing. */
+  render?: string;
+  external: { databaseUrl?: string; temporalAddress?: string; temporalUiUrl?: string; natsUrl?: string };
+  /** TLS / API key for the bench's own Temporal connections (the address comes from the stack). */
+  temporal: Omit<TemporalConnectionConfig, 'address'>;
+  /** The first of API_TOKENS, sent as a bearer token when the API requires one. */
+  apiToken?: string;
+  logLevel: string;
+  /**
+   * What the api, worker and relay get (plus the endpoints): the caller's environment, with
+   * the API's per-caller rate limit lifted unless the caller set one (the bench is a single
+   * caller; it measures the saga, not the limiter).
+   */
+  childEnv: NodeJS.ProcessEnv;
+  /** The saga worker's settings, which the bare baseline's workers copy. */
+  worker: {
+    maxConcurrentActivities: number;
+    maxConcurrentWorkflowTasks: number;
+    dbPoolSize: number;
+    slowPaymentMs: number;
+    /** The payments bulkhead's worker: activity slots and task-queue rate (0 = no limit). */
+    paymentMaxConcurrentActivities: number;
+    paymentMaxActivitiesPerSecond: number;
+  };
+  relay: Pick<
+    RelayConfig,
+    'batchSize' | 'pollIntervalMs' | 'maxAttempts' | 'retentionMs' | 'duplicateWindowMs'
+  >;
+}
+
+export const USAGE =
+  'usage: npm run bench [-- --quick] [-- --out <dir>] [-- --p99-bound-ms <ms>] [-- --keep-data]\n' +
+  '       npm run bench -- --render <result.json>';
+
+const DEFAULT_OUT_DIR = path.resolve(__dirname, 'results');
+/** The largest RATE_LIMIT_MAX the API accepts. */
+const BENCH_RATE_LIMIT_MAX = '1000000';
+
+// The worker's and relay's own config loaders give the exact defaults and validation the
+// child processes will apply; the endpoints are not known yet, so stand-ins fill them.
+const STAND_INS: Env = {
+  DATABASE_URL: 'postgres://stand-in@127.0.0.1:5432/orders',
+  TEMPORAL_ADDRESS: '127.0.0.1:7233',
+  NATS_URL: 'nats://127.0.0.1:4222',
+};
+
+export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      'p99-bound-ms': { type: 'string' },
+      'keep-data': { type: 'boolean', default: false },
+      render: { type: 'string' },
+    },
+  });
+  const bound = values['p99-bound-ms'];
+  if (bound !== undefined && !/^\d+$/.test(bound)) {
+    throw new ConfigError('--p99-bound-ms', `must be a whole number of milliseconds, got "${bound}"`);
+  }
+  const temporalAddress = optionalString(env, 'TEMPORAL_ADDRESS') && hostPort(env, 'TEMPORAL_ADDRESS');
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres', 'postgresql'], true);
+  const temporalUiUrl = url(env, 'TEMPORAL_UI_URL', ['http', 'https'], true);
+  const natsUrl = url(env, 'NATS_URL', ['nats', 'tls'], true);
+  const withStandIns = { ...STAND_INS, ...stripEmpty(env) };
+  const worker = loadWorkerConfig(withStandIns);
+  const relay = loadRelayConfig(withStandIns);
+  const apiToken = list(env, 'API_TOKENS')[0];
+  const quick = values.quick ?? false;
+  return {
+    mode: quick ? 'quick' : 'full',
+    plan: quick ? QUICK : FULL,
+    bounds: { ...DEFAULT_BOUNDS, ...(bound !== undefined ? { sagaP99Ms: Number(bound) } : {}) },
+    outDir: values.out ? path.resolve(values.out) : DEFAULT_OUT_DIR,
+    keepData: values['keep-data'] ?? false,
+    ...(values.render ? { render: path.resolve(values.render) } : {}),
+    external: {
+      ...(databaseUrl ? { databaseUrl } : {}),
+      ...(temporalAddress ? { temporalAddress } : {}),
+      ...(temporalUiUrl ? { temporalUiUrl } : {}),
+      ...(natsUrl ? { natsUrl } : {}),
+    },
+    temporal: withoutAddress(loadTemporalConnection(withStandIns)),
+    ...(apiToken ? { apiToken } : {}),
+    logLevel: logLevel(env),
+    childEnv: { RATE_LIMIT_MAX: BENCH_RATE_LIMIT_MAX, ...stripEmpty(env) },
+    worker: {
+      maxConcurrentActivities: worker.maxConcurrentActivities,
+      maxConcurrentWorkflowTasks: worker.maxConcurrentWorkflowTasks,
+      dbPoolSize: worker.dbPoolSize,
+      slowPaymentMs: worker.slowPaymentMs,
+      paymentMaxConcurrentActivities: worker.payments.maxConcurrentActivities,
+      paymentMaxActivitiesPerSecond: worker.payments.maxActivitiesPerSecond,
+    },
+    relay: {
+      batchSize: relay.batchSize,
+      pollIntervalMs: relay.pollIntervalMs,
+      maxAttempts: relay.maxAttempts,
+      retentionMs: relay.retentionMs,
+      duplicateWindowMs: relay.duplicateWindowMs,
+    },
+  };
+}
+
+function withoutAddress({
+  address: _address,
+  ...rest
+}: TemporalConnectionConfig): Omit<TemporalConnectionConfig, 'address'> {
+  return rest;
+}
+
+/** Unset and empty are the same to lib/env; keep stand-ins from being overridden by ''. */
+function stripEmpty(env: Env): Env {
+  return Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ''),
+  );
+}

@@ -1,0 +1,51 @@
+/**
+ * `node --import tsx tools/build-workflow-bundle.ts [output]`: bundles workflows/ ahead of
+ * time (the Docker build does it once), so a worker started with WORKFLOW_BUNDLE_PATH loads
+ * the file instead of running webpack at every start. Output defaults to
+ * dist/workflow-bundle.js; a relative path is taken from the current directory.
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+
+const DEFAULT_OUTPUT = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
+const USAGE = 'usage: node --import tsx tools/build-workflow-bundle.ts [output-file]';
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help || positionals.length > 1) {
+    process.stderr.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const output = path.resolve(positionals[0] ?? DEFAULT_OUTPUT);
+
+  const { code } = await bundleWorkflowCode({
+    // The same entry the worker bundles when it has no prebuilt bundle (worker/create-worker.ts).
+    workflowsPath: require.resolve('../workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+
+  // Written next to its final name, then renamed: never a half-written bundle at `output`.
+  await mkdir(path.dirname(output), { recursive: true });
+  const partial = `${output}.${process.pid}.tmp`;
+  await writeFile(partial, code);
+  await rename(partial, output);
+  process.stdout.write(`workflow bundle: ${output} (${Math.round(Buffer.byteLength(code) / 1024)} KiB)\n`);
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(
+      `workflow bundle failed: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);
