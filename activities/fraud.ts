@@ -1,9 +1,6 @@
-import { runOnce } from '../store/ledger';
-import type { Pool } from '../store/pool';
-import { setStepStatus } from '../store/steps';
 import type { StepOutcome } from '../contracts/index';
-import type { StepCall } from './orders';
-import { currentStep } from './step-context';
+import type { Pool } from '../store/pool';
+import { runStep, type StepCall } from './step-runner';
 
 export interface FraudScreeningDeps {
   pool: Pool;
@@ -18,19 +15,14 @@ export function createFraudActivities({ pool, fraudDenyList }: FraudScreeningDep
      * refusal (`fraud_suspected`), recorded on the step and returned, never retried.
      * Passing emits no event, so the contract's event sequences stay as they were.
      */
-    screenOrder: async (
-      call: StepCall & { customerId: string; totalCents: number },
-    ): Promise<StepOutcome> => {
-      const entry = {
-        idempotencyKey: call.idempotencyKey,
-        workflowId: currentStep().workflowId,
+    screenOrder: (call: StepCall & { customerId: string; totalCents: number }): Promise<StepOutcome> =>
+      runStep(pool, {
+        call,
         step: 'fraudScreening',
-      };
-      return runOnce(pool, entry, async (tx): Promise<StepOutcome> => {
-        const suspected = fraudDenyList.has(call.customerId);
-        await setStepStatus(tx, call.orderId, 'fraudScreening', suspected ? 'FAILED' : 'COMPLETED');
-        return suspected ? { ok: false, reason: 'fraud_suspected' } : { ok: true };
-      });
-    },
+        commit: () =>
+          Promise.resolve<StepOutcome>(
+            fraudDenyList.has(call.customerId) ? { ok: false, reason: 'fraud_suspected' } : { ok: true },
+          ),
+      }),
   };
 }

@@ -32,10 +32,14 @@ export async function migrate(pool: Pool, dir: string = MIGRATIONS_DIR): Promise
         continue;
       }
       const sql = await readFile(path.join(dir, name), 'utf8');
-      await withTransaction(pool, async (tx) => {
-        await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [name]);
-        await tx.query(sql);
-      }, { attempts: 1 });
+      await withTransaction(
+        pool,
+        async (tx) => {
+          await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [name]);
+          await tx.query(sql);
+        },
+        { attempts: 1 },
+      );
       result.applied.push(name);
     }
     return result;

@@ -1,4 +1,4 @@
-import { STEP_NAMES, workflowIdFor, type OrderSagaInput } from '../contracts/index';
+import { STEP_NAMES, workflowIdFor, type OrderLine, type OrderSagaInput } from '../contracts/index';
 import type { PoolClient } from './pool';
 
 /**
@@ -13,8 +13,8 @@ export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput)
   // "already there". With `ON CONFLICT (id)` the workflow_id one is an error (a 500).
   const created = await tx.query(
     `INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, currency, shipping_address,
-                         correlation_id)
-     VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7)
+                         correlation_id, requires_approval)
+     VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8)
      ON CONFLICT DO NOTHING`,
     [
       input.orderId,
@@ -24,6 +24,7 @@ export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput)
       input.currency,
       JSON.stringify(input.shippingAddress),
       input.correlationId,
+      input.requiresApproval,
     ],
   );
   if (created.rowCount === 0) return false;
@@ -46,4 +47,38 @@ export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput)
     [input.orderId, [...STEP_NAMES], input.requiresApproval],
   );
   return true;
+}
+
+/** What OrderCreated says about an order: the saga's input, as stored. */
+export interface OrderCreatedData {
+  customerId: string;
+  items: OrderLine[];
+  totalCents: number;
+  currency: string;
+  requiresApproval: boolean;
+}
+
+export const orderCreatedData = (input: OrderSagaInput): OrderCreatedData => ({
+  customerId: input.customerId,
+  items: input.items,
+  totalCents: input.totalCents,
+  currency: input.currency,
+  requiresApproval: input.requiresApproval,
+});
+
+/** OrderCreated's data for an order that has no event yet (undefined once it has one). */
+export async function findUnannouncedOrder(
+  tx: PoolClient,
+  orderId: string,
+): Promise<OrderCreatedData | undefined> {
+  const { rows } = await tx.query<OrderCreatedData>(
+    `SELECT o.customer_id AS "customerId", o.total_cents AS "totalCents", o.currency,
+            o.requires_approval AS "requiresApproval",
+            (SELECT coalesce(json_agg(json_build_object(
+                      'sku', i.sku, 'quantity', i.quantity, 'unitPriceCents', i.unit_price_cents) ORDER BY i.line), '[]')
+               FROM order_items i WHERE i.order_id = o.id) AS items
+       FROM orders o WHERE o.id = $1 AND o.event_seq = 0`,
+    [orderId],
+  );
+  return rows[0];
 }

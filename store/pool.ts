@@ -6,6 +6,8 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+/** A pool or a transaction's client: what a single statement runs on. */
+export type Queryable = Pool | PoolClient;
 
 export interface PoolOptions {
   max?: number;
@@ -24,4 +26,9 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
   // the pool replaces it on the next checkout.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/** One round trip: does the database answer? */
+export async function ping(pool: Pool): Promise<void> {
+  await pool.query('SELECT 1');
 }

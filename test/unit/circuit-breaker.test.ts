@@ -11,7 +11,7 @@ import {
   type ChargeResult,
   type PaymentGateway,
 } from '../../activities/providers/types';
-import { callProvider } from '../../activities/step-context';
+import { callProvider } from '../../activities/step-runner';
 import { ErrorTypes } from '../../contracts/index';
 
 type Answer = 'transient' | 'card-transient' | 'declined' | 'captured' | 'bug';

@@ -1,0 +1,153 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ErrorTypes, type StepName, type StepOutcome } from '../contracts/index';
+import { fenceStep, findRecorded, runOnce } from '../store/ledger';
+import { moveStep } from '../store/lifecycle';
+import type { Pool, PoolClient } from '../store/pool';
+import { withTransaction } from '../store/tx';
+import { ProviderUnavailableError } from './providers/circuit-breaker';
+import { TransientProviderError } from './providers/types';
+
+/** Who is running: the workflow id and the attempt, from Temporal's activity context. */
+export function currentStep(): { workflowId: string; attempt: number; signal: AbortSignal } {
+  const context = Context.current();
+  const workflowId = context.info.workflowExecution?.workflowId;
+  if (!workflowId) throw new Error('saga activities run only inside a workflow');
+  return {
+    workflowId,
+    attempt: context.info.attempt,
+    signal: context.cancellationSignal,
+  };
+}
+
+/**
+ * Runs a provider call while heartbeating, so a long call notices cancellation and a
+ * dead worker is detected by the heartbeat timeout. Transient provider errors and calls
+ * refused by an open circuit breaker become retryable failures with an explicit type
+ * string (TransientProviderError, ProviderUnavailable): the saga's retry policy backs off.
+ */
+export async function callProvider<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beat = setInterval(() => context.heartbeat(), 500);
+  try {
+    return await reportCancellation(() => call(context.cancellationSignal));
+  } catch (error) {
+    if (error instanceof TransientProviderError) {
+      throw ApplicationFailure.retryable(error.message, ErrorTypes.TransientProviderError);
+    }
+    if (error instanceof ProviderUnavailableError) {
+      throw ApplicationFailure.retryable(error.message, ErrorTypes.ProviderUnavailable);
+    }
+    throw error;
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/**
+ * Runs a step's work; a failure after the workflow cancelled the step (heartbeat, or a local
+ * activity's cancel) is reported as that cancellation, not as a failure, so the step is not
+ * retried and the saga unwinds as CANCELLED at once.
+ */
+export async function reportCancellation<T>(work: () => Promise<T>): Promise<T> {
+  const { cancellationSignal } = Context.current();
+  try {
+    return await work();
+  } catch (error) {
+    if (cancellationSignal.aborted) throw new CancelledFailure('activity cancelled');
+    throw error;
+  }
+}
+
+/** What every step and compensation is called with; the key is decided by the workflow. */
+export interface StepCall {
+  orderId: string;
+  /** `<workflowId>:<step>`. */
+  idempotencyKey: string;
+}
+
+export interface ForwardStep<P> {
+  call: StepCall;
+  step: StepName;
+  /** The provider call, if the step makes one: heartbeats and the cancel signal reach it. */
+  provider?: (signal: AbortSignal) => Promise<P>;
+  /** The step's business rows and events, in its one transaction; a refusal is returned. */
+  commit: (tx: PoolClient, provided: P) => Promise<StepOutcome>;
+}
+
+/**
+ * Runs a forward step once per idempotency key: a step that already ran returns its recorded
+ * outcome; a provider step shows RUNNING (with its attempt) while it waits on the provider;
+ * then the step's transaction claims the ledger key, commits the business rows and events,
+ * and moves the step to COMPLETED or FAILED.
+ */
+export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): Promise<StepOutcome> {
+  const { workflowId, attempt } = currentStep();
+  const { call, step } = spec;
+  let provided = undefined as P;
+  if (spec.provider) {
+    const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
+    if (recorded) return recorded;
+    await moveStep(pool, call.orderId, step, 'RUNNING', attempt);
+    provided = await callProvider(spec.provider);
+  }
+  return reportCancellation(() =>
+    runOnce(pool, { idempotencyKey: call.idempotencyKey, workflowId, step }, async (tx) => {
+      const outcome = await spec.commit(tx, provided);
+      await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+      return outcome;
+    }),
+  );
+}
+
+export interface Compensation<T, P> {
+  call: StepCall;
+  /** The compensation's own name (its ledger step). */
+  name: string;
+  /** The forward step it undoes, fenced before anything is undone. */
+  undoes: StepName;
+  /**
+   * For a compensation that calls a provider: reads what there is to undo (after the fence),
+   * null when nothing is, and the provider call that undoes it.
+   */
+  provider?: {
+    find: (tx: PoolClient) => Promise<T | null>;
+    call: (target: T, signal: AbortSignal) => Promise<P>;
+  };
+  /** The undo's rows and events, in one transaction; returns whether anything was undone. */
+  undo: (tx: PoolClient, target: T | undefined, provided: P | undefined) => Promise<boolean>;
+}
+
+/**
+ * Runs a compensation once per idempotency key, always fencing its forward step first
+ * (store/ledger.ts fenceStep): a straggling attempt of the step can no longer commit, and
+ * one in flight is waited for, so what it did is seen and undone. Without a provider the
+ * fence and the undo are one transaction; with one, the fence and the read of what to undo
+ * come first, then the provider call (heartbeating), then the undo's transaction. The step
+ * shows COMPENSATING meanwhile, and COMPENSATED once something was undone.
+ */
+export async function runCompensation<T = never, P = never>(
+  pool: Pool,
+  spec: Compensation<T, P>,
+): Promise<void> {
+  const { workflowId } = currentStep();
+  const { call, undoes } = spec;
+  const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: spec.name };
+  const undo = async (target?: T, provided?: P): Promise<void> => {
+    await runOnce(pool, entry, async (tx) => {
+      if (!spec.provider) await fenceStep(tx, workflowId, undoes);
+      if (await spec.undo(tx, target, provided)) await moveStep(tx, call.orderId, undoes, 'COMPENSATED');
+      return null;
+    });
+  };
+  if (!spec.provider) return undo();
+  const { find, call: undoAtProvider } = spec.provider;
+  const target = await withTransaction(pool, async (tx) => {
+    await fenceStep(tx, workflowId, undoes);
+    return find(tx);
+  });
+  if (target === null) return;
+  await moveStep(pool, call.orderId, undoes, 'COMPENSATING');
+  const provided = await callProvider((signal) => undoAtProvider(target, signal));
+  await undo(target, provided);
+}
