@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { subjectFor, type EventType } from '../contracts/index';
-import type { PoolClient } from './pool';
+import type { Pool, PoolClient } from './pool';
 
 export const SCHEMA_VERSION = 1;
 
@@ -68,4 +68,148 @@ export async function appendEvent(tx: PoolClient, event: DomainEvent): Promise<O
     ],
   );
   return message;
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishing (the relay). Why these statements keep each order's events in order and
+// publish each once is explained at the top of relay/relay.ts.
+
+/** An unpublished outbox row as the relay reads it. */
+export interface PendingOutboxRow {
+  id: string;
+  aggregate_id: string;
+  sequence: number;
+  type: string;
+  subject: string;
+  /** The stored JSON as text, published byte for byte. */
+  body: string;
+  attempts: number;
+}
+
+/**
+ * Rows ready to publish, in commit-safe order. A row whose order has an earlier event
+ * still unpublished and not eligible now (retry pending or parked) is left out, so an
+ * order never gets ahead of its own failed event.
+ */
+export async function selectPendingEvents(pool: Pool, limit: number): Promise<PendingOutboxRow[]> {
+  const { rows } = await pool.query<PendingOutboxRow>(
+    `SELECT o.id, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts
+       FROM outbox o
+      WHERE o.published_at IS NULL AND o.parked_at IS NULL
+        AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
+        AND NOT EXISTS (
+              SELECT 1 FROM outbox e
+               WHERE e.aggregate_id = o.aggregate_id AND e.sequence < o.sequence
+                 AND e.published_at IS NULL
+                 AND (e.parked_at IS NOT NULL OR e.next_attempt_at > now()))
+      ORDER BY o.position
+      LIMIT $1`,
+    [limit],
+  );
+  return rows;
+}
+
+/** Marks rows published in one statement; returns each marked row's commit-to-publish lag (s). */
+export async function markEventsPublished(pool: Pool, ids: string[]): Promise<number[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await pool.query<{ lag: number }>(
+    `UPDATE outbox SET published_at = now()
+      WHERE id = ANY($1::uuid[]) AND published_at IS NULL
+      RETURNING extract(epoch FROM published_at - occurred_at)::float8 AS lag`,
+    [ids],
+  );
+  return rows.map((row) => Math.max(0, row.lag));
+}
+
+export interface PublishFailure {
+  id: string;
+  /** What went wrong, as stored in `last_error` (at most 500 characters). */
+  error: string;
+  /** When the next attempt may run, from now. */
+  retryDelayMs: number;
+}
+
+export interface RecordedFailure {
+  id: string;
+  aggregate_id: string;
+  sequence: number;
+  type: string;
+  attempts: number;
+  last_error: string;
+  /** The row reached `maxAttempts` and is parked. */
+  parked: boolean;
+}
+
+/**
+ * Counts a failed attempt per row and schedules its retry, in one statement; a row that
+ * reaches `maxAttempts` is parked. Rows published meanwhile are left alone.
+ */
+export async function recordPublishFailures(
+  pool: Pool,
+  failures: PublishFailure[],
+  maxAttempts: number,
+): Promise<RecordedFailure[]> {
+  if (failures.length === 0) return [];
+  const { rows } = await pool.query<RecordedFailure>(
+    `UPDATE outbox o
+        SET attempts = o.attempts + 1,
+            last_error = f.error,
+            next_attempt_at = now() + f.delay_ms * interval '1 millisecond',
+            parked_at = CASE WHEN o.attempts + 1 >= $4 THEN now() END
+       FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS f(id, error, delay_ms)
+      WHERE o.id = f.id AND o.published_at IS NULL
+      RETURNING o.id, o.aggregate_id, o.sequence, o.type, o.attempts, o.last_error, o.parked_at IS NOT NULL AS parked`,
+    [
+      failures.map((failure) => failure.id),
+      failures.map((failure) => failure.error.slice(0, 500)),
+      failures.map((failure) => failure.retryDelayMs),
+      maxAttempts,
+    ],
+  );
+  return rows;
+}
+
+/**
+ * Deletes published rows older than `retentionMs`, in slices so no statement holds locks
+ * for long; at most 20 slices a call. Returns how many rows it deleted.
+ */
+export async function deleteExpiredEvents(
+  pool: Pool,
+  retentionMs: number,
+  signal: AbortSignal,
+): Promise<number> {
+  const slice = 5_000;
+  let total = 0;
+  for (let round = 0; round < 20 && !signal.aborted; round++) {
+    const { rowCount } = await pool.query(
+      `DELETE FROM outbox WHERE position IN (
+         SELECT position FROM outbox
+          WHERE published_at < now() - $1 * interval '1 millisecond'
+          ORDER BY published_at LIMIT $2)`,
+      [retentionMs, slice],
+    );
+    total += rowCount ?? 0;
+    if ((rowCount ?? 0) < slice) break;
+  }
+  return total;
+}
+
+export interface OutboxBacklog {
+  /** Unpublished events that are not parked. */
+  pending: number;
+  parked: number;
+  /** Age of the oldest pending event; 0 when there is none. */
+  oldestSeconds: number;
+}
+
+export async function readOutboxBacklog(pool: Pool): Promise<OutboxBacklog> {
+  const { rows } = await pool.query<{ pending: number; parked: number; oldest_seconds: number }>(
+    `SELECT count(*) FILTER (WHERE parked_at IS NULL)::float8 AS pending,
+            count(*) FILTER (WHERE parked_at IS NOT NULL)::float8 AS parked,
+            coalesce(extract(epoch FROM now() - min(occurred_at) FILTER (WHERE parked_at IS NULL)), 0)::float8
+              AS oldest_seconds
+       FROM outbox WHERE published_at IS NULL`,
+  );
+  const row = rows[0]!;
+  return { pending: row.pending, parked: row.parked, oldestSeconds: Math.max(0, row.oldest_seconds) };
 }
