@@ -213,3 +213,27 @@ export async function readOutboxBacklog(pool: Pool): Promise<OutboxBacklog> {
   const row = rows[0]!;
   return { pending: row.pending, parked: row.parked, oldestSeconds: Math.max(0, row.oldest_seconds) };
 }
+
+/**
+ * Fills the outbox with `orders` × `types.length` unpublished events shaped like
+ * appendEvent's, for the backlog-drain benchmark (data marks them as the bench's).
+ */
+export async function fillSyntheticBacklog(pool: Pool, orders: number, types: readonly EventType[]): Promise<void> {
+  await pool.query(
+    `WITH orders AS (SELECT gen_random_uuid() AS order_id FROM generate_series(1, $1)),
+          events AS (
+            SELECT gen_random_uuid() AS id, o.order_id, s.seq, ($2::text[])[s.seq] AS type
+              FROM orders o CROSS JOIN generate_series(1, $3) AS s(seq))
+     INSERT INTO outbox (id, aggregate_type, aggregate_id, sequence, type, subject, body, occurred_at)
+     SELECT id, 'order', order_id, seq, type, 'orders.events.' || type,
+            jsonb_build_object(
+              'id', id, 'type', type, 'schemaVersion', 1, 'aggregateType', 'order',
+              'aggregateId', order_id, 'sequence', seq,
+              'occurredAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+              'workflowId', 'bench-drain-' || order_id, 'correlationId', NULL,
+              'data', jsonb_build_object('benchmark', true)),
+            now()
+       FROM events ORDER BY order_id, seq`,
+    [orders, [...types], types.length],
+  );
+}

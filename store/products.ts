@@ -1,5 +1,17 @@
+/** The catalog: products, their prices and their stock. */
 import type { Pool } from './pool';
-import type { Product, ProductInput } from '../api/schemas/inventory';
+
+export interface ProductInput {
+  name: string;
+  priceCents: number;
+  available: number;
+}
+
+export interface Product extends ProductInput {
+  sku: string;
+  /** What orders still in progress hold. */
+  reserved: number;
+}
 
 const PRODUCT_COLUMNS = `sku, name, price_cents AS "priceCents", available, reserved`;
 
@@ -29,4 +41,23 @@ export async function upsertProduct(pool: Pool, sku: string, input: ProductInput
     [sku, input.name, input.priceCents, input.available],
   );
   return rows[0]!;
+}
+
+/** Adds a product unless its sku exists (a demo catalog: existing rows and their stock stay). */
+export async function insertProductIfAbsent(pool: Pool, sku: string, input: ProductInput): Promise<void> {
+  await pool.query(
+    `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $2, $3, $4) ON CONFLICT (sku) DO NOTHING`,
+    [sku, input.name, input.priceCents, input.available],
+  );
+}
+
+/** Creates or resets a product with nothing reserved (drills start each run from known stock). */
+export async function resetProduct(pool: Pool, sku: string, input: ProductInput): Promise<void> {
+  await pool.query(
+    `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (sku) DO UPDATE
+       SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents, available = EXCLUDED.available,
+           reserved = 0, updated_at = now()`,
+    [sku, input.name, input.priceCents, input.available],
+  );
 }

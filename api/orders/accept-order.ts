@@ -28,10 +28,16 @@ export interface AcceptOrder {
  * correlation id) is the order, whatever the catalog says now, because that saga charges
  * what its input says; the order row and the response must say the same.
  */
+/** The answer, and whether the saga waits for approval (decided here, once, for metrics too). */
+export interface AcceptedOrder {
+  response: OrderAccepted;
+  requiresApproval: boolean;
+}
+
 export async function acceptOrder(
   { pool, temporal, config }: { pool: Pool; temporal: Client; config: ApiConfig },
   { body, orderId, correlationId, idempotency }: AcceptOrder,
-): Promise<OrderAccepted> {
+): Promise<AcceptedOrder> {
   const started = idempotency?.resumed ? await findStartedSagaInput(temporal, orderId) : undefined;
   let input: OrderSagaInput;
   if (started) {
@@ -59,6 +65,6 @@ export async function acceptOrder(
     // writes the same row.
     await insertOrderIfAbsent(tx, input);
     if (idempotency) await recordResponse(tx, idempotency.ref, 202, response);
-    return response;
+    return { response, requiresApproval: input.requiresApproval };
   });
 }

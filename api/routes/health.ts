@@ -1,4 +1,5 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
+import { ping } from '../../store/pool';
 import type { ApiDeps } from '../deps';
 import { problemContent, problemResponse } from '../schemas/common';
 import { Health, Readiness } from '../schemas/health';
@@ -61,7 +62,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool,
     },
     async (_request, reply) => {
       const [postgres, temporalState] = await Promise.all([
-        answers(() => pool.query('SELECT 1')),
+        answers(() => ping(pool)),
         answers(() =>
           temporal.connection.withDeadline(Date.now() + PROBE_TIMEOUT_MS, () =>
             temporal.workflowService.getSystemInfo({}),

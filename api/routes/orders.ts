@@ -3,7 +3,7 @@ import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebo
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from '../../store/pool';
 import type { ApiDeps } from '../deps';
-import { acceptOrder } from '../orders/accept-order';
+import { acceptOrder, type AcceptedOrder } from '../orders/accept-order';
 import { decodeCursor, encodeCursor } from '../orders/cursor';
 import { fingerprintOf } from '../orders/fingerprint';
 import { toOrderView } from '../orders/view';
@@ -67,9 +67,9 @@ export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, do
   const { pool, config } = deps;
 
   /** A saga started: counted, logged with its ids, answered 202. */
-  const accepted = (request: FastifyRequest, reply: FastifyReply, order: OrderAccepted) => {
+  const accepted = (request: FastifyRequest, reply: FastifyReply, { response: order, requiresApproval }: AcceptedOrder) => {
     request.orderId = order.orderId;
-    app.orderMetrics.sagaStarted(order.totalCents >= config.approvalThresholdCents);
+    app.orderMetrics.sagaStarted(requiresApproval);
     request.log.info({ orderId: order.orderId, workflowId: order.workflowId }, 'order accepted');
     return reply.code(202).header('location', order.links.self).send(order);
   };

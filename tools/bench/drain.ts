@@ -4,6 +4,8 @@
  * relay process' settings, runs in this process and drainOnce() publishes them. Drain
  * events/s = N ÷ the time until none is pending.
  */
+import type { EventType } from '../../contracts/index';
+import { fillSyntheticBacklog } from '../../store/outbox';
 import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { createPool } from '../../store/pool';
@@ -11,14 +13,14 @@ import { createLogger } from '../../lib/logger';
 import { createOutboxRelay, type RelayOptions } from '../../relay/relay';
 import type { NatsConnection } from '../../relay/stream';
 
-const EVENTS_PER_ORDER = 5;
-const HAPPY_PATH = [
+const HAPPY_PATH: readonly EventType[] = [
   'OrderCreated',
   'InventoryReserved',
   'PaymentCaptured',
   'ShipmentCreated',
   'OrderCompleted',
 ];
+const EVENTS_PER_ORDER = HAPPY_PATH.length;
 
 export interface DrainResult {
   events: number;
@@ -56,24 +58,7 @@ export async function measureDrain(options: {
   // The relay process' pool size (relay/main.ts).
   const pool = createPool(options.databaseUrl, { max: 4, applicationName: 'order-saga-bench-drain' });
   try {
-    // The body is the message appendEvent would write; data marks it as the bench's.
-    await pool.query(
-      `WITH orders AS (SELECT gen_random_uuid() AS order_id FROM generate_series(1, $1)),
-            events AS (
-              SELECT gen_random_uuid() AS id, o.order_id, s.seq, ($2::text[])[s.seq] AS type
-                FROM orders o CROSS JOIN generate_series(1, $3) AS s(seq))
-       INSERT INTO outbox (id, aggregate_type, aggregate_id, sequence, type, subject, body, occurred_at)
-       SELECT id, 'order', order_id, seq, type, 'orders.events.' || type,
-              jsonb_build_object(
-                'id', id, 'type', type, 'schemaVersion', 1, 'aggregateType', 'order',
-                'aggregateId', order_id, 'sequence', seq,
-                'occurredAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                'workflowId', 'bench-drain-' || order_id, 'correlationId', NULL,
-                'data', jsonb_build_object('benchmark', true)),
-              now()
-         FROM events ORDER BY order_id, seq`,
-      [orders, HAPPY_PATH, EVENTS_PER_ORDER],
-    );
+    await fillSyntheticBacklog(pool, orders, HAPPY_PATH);
     const relay = createOutboxRelay({
       pool,
       nats: options.nats,

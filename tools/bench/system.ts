@@ -9,6 +9,7 @@
  * current workflows/ (WORKFLOW_BUNDLE_PATH, as in the Docker image), instead of bundling
  * at start; the code it runs is the same, and the bench does not wait for webpack twice.
  */
+import { upsertProduct } from '../../store/products';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -144,11 +145,7 @@ async function prepareDatabase(databaseUrl: string): Promise<void> {
   const pool = createPool(databaseUrl, { max: 2, applicationName: 'order-saga-bench' });
   try {
     await migrate(pool);
-    await pool.query(
-      `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, 'Benchmark item', 1000, $2)
-       ON CONFLICT (sku) DO UPDATE SET available = EXCLUDED.available, price_cents = EXCLUDED.price_cents`,
-      [BENCH_SKU, BENCH_STOCK],
-    );
+    await upsertProduct(pool, BENCH_SKU, { name: 'Benchmark item', priceCents: 1000, available: BENCH_STOCK });
   } finally {
     await pool.end();
   }

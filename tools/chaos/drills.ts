@@ -3,6 +3,7 @@
  * middle of it, heals it, waits until every saga is at rest and then checks every
  * invariant (tools/chaos/invariants.ts) over its orders and its products.
  */
+import { resetProduct } from '../../store/products';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -125,11 +126,7 @@ const TERMINAL = [...TERMINAL_STATUSES];
 
 async function seedProducts(pool: Pool, products: Record<string, [number, number]>): Promise<void> {
   for (const [sku, [price, available]] of Object.entries(products)) {
-    await pool.query(
-      `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $1, $2, $3)
-       ON CONFLICT (sku) DO UPDATE SET price_cents = $2, available = $3, reserved = 0`,
-      [sku, price, available],
-    );
+    await resetProduct(pool, sku, { name: sku, priceCents: price, available });
   }
 }
 

@@ -5,6 +5,7 @@
  * within 10 % of its level then (the median of the first minute after warm-up): no sample
  * above it by more than 10 %. The outbox backlog must not grow.
  */
+import { resetProduct } from '../../store/products';
 import { setTimeout as delay } from 'node:timers/promises';
 import { TERMINAL_STATUSES } from '../../contracts/index';
 import type { DrillEnv } from './drills';
@@ -70,11 +71,7 @@ export async function runSoak(
   const prefix = `soak-${env.runId}`;
   const catalog = catalogFor(prefix, count);
   for (const [sku, [price, available]] of Object.entries(catalog.products)) {
-    await pool.query(
-      `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $1, $2, $3)
-       ON CONFLICT (sku) DO UPDATE SET price_cents = $2, available = $3, reserved = 0`,
-      [sku, price, available],
-    );
+    await resetProduct(pool, sku, { name: sku, priceCents: price, available });
   }
   const initialStock = Object.fromEntries(
     Object.entries(catalog.products).map(([sku, [, available]]) => [sku, available]),

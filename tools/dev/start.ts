@@ -10,6 +10,7 @@
  * `npm start -- --stack-only`: stack, migrations and catalog only (run the processes
  * yourself, e.g. under a debugger, with the printed URLs).
  */
+import { insertProductIfAbsent } from '../../store/products';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -140,13 +141,7 @@ async function prepareDatabase(databaseUrl: string): Promise<void> {
 
 /** Demo products; existing rows (and their stock) are left alone. */
 async function seedCatalog(pool: Pool): Promise<void> {
-  for (const product of DEMO_CATALOG) {
-    await pool.query(
-      `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (sku) DO NOTHING`,
-      [product.sku, product.name, product.priceCents, product.available],
-    );
-  }
+  for (const { sku, ...product } of DEMO_CATALOG) await insertProductIfAbsent(pool, sku, product);
 }
 
 /** Starts worker, relay and api; resolves with the API's URL once GET /healthz says 200. */

@@ -1,0 +1,132 @@
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities, type Activities } from '../../activities';
+import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
+import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../contracts/index';
+import { insertOrderIfAbsent } from '../../store/orders';
+import { resetProduct } from '../../store/products';
+import { withTransaction } from '../../store/tx';
+import { createTestDatabase } from '../support/stack';
+
+/**
+ * Order and step status go through one writer (store/lifecycle.ts): against the real
+ * database, a move the lifecycle does not allow changes nothing.
+ */
+let db: Awaited<ReturnType<typeof createTestDatabase>>;
+let activities: Activities;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  activities = createActivities({
+    pool: db.pool,
+    gateway: createSimulatedPaymentGateway(db.pool, { slowCallMs: 100 }),
+    carrier: createSimulatedCarrier(db.pool),
+  });
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function newOrder({ requiresApproval = false } = {}) {
+  const sku = `SKU-${randomUUID().slice(0, 8)}`;
+  await resetProduct(db.pool, sku, { name: sku, priceCents: 1000, available: 10 });
+  const orderId = randomUUID();
+  const input: OrderSagaInput = {
+    orderId,
+    customerId: 'c-lifecycle',
+    items: [{ sku, quantity: 1, unitPriceCents: 1000 }],
+    totalCents: 1000,
+    currency: 'USD',
+    paymentToken: 'tok_ok',
+    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' },
+    correlationId: randomUUID(),
+    requiresApproval,
+    approvalTimeout: '24h',
+  };
+  await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
+  const workflowId = workflowIdFor(orderId);
+  const env = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: randomUUID() }, attempt: 1 });
+  const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
+  return { orderId, input, env, call };
+}
+
+async function orderRow(orderId: string) {
+  const { rows } = await db.pool.query<{ status: string; failure_reason: string | null }>(
+    'SELECT status, failure_reason FROM orders WHERE id = $1',
+    [orderId],
+  );
+  return rows[0]!;
+}
+async function stepStatus(orderId: string, name: string) {
+  const { rows } = await db.pool.query<{ status: string }>(
+    'SELECT status FROM order_steps WHERE order_id = $1 AND name = $2',
+    [orderId, name],
+  );
+  return rows[0]!.status;
+}
+async function eventTypes(orderId: string) {
+  const { rows } = await db.pool.query<{ type: string }>(
+    'SELECT type FROM outbox WHERE aggregate_id = $1 ORDER BY sequence',
+    [orderId],
+  );
+  return rows.map((row) => row.type);
+}
+
+async function completedOrder() {
+  const order = await newOrder();
+  await order.env.run(activities.createOrder, { ...order.call('createOrder'), input: order.input });
+  await order.env.run(activities.reserveInventory, { ...order.call('reserveInventory'), items: order.input.items });
+  await order.env.run(activities.completeOrder, order.call('completeOrder'));
+  return order;
+}
+
+describe('a terminal order never changes again', () => {
+  it('when a completed order is marked COMPENSATING, then it stays COMPLETED', async () => {
+    const order = await completedOrder();
+    await order.env.run(activities.markOrderStatus, { orderId: order.orderId, status: 'COMPENSATING' as const });
+    expect(await orderRow(order.orderId)).toEqual({ status: 'COMPLETED', failure_reason: null });
+  });
+
+  it('when a completed order is closed as FAILED, then it stays COMPLETED and no OrderFailed is written', async () => {
+    const order = await completedOrder();
+    await order.env.run(activities.cancelOrder, {
+      ...order.call('cancelOrder'),
+      outcome: 'FAILED' as const,
+      failureReason: 'step_timeout' as const,
+      failedStep: null,
+    });
+    expect(await eventTypes(order.orderId)).toEqual(['OrderCreated', 'InventoryReserved', 'OrderCompleted']);
+  });
+});
+
+describe('requiresApproval is decided once and stored with the order', () => {
+  it('when an order that requires approval has its stock reserved, then it awaits approval', async () => {
+    const order = await newOrder({ requiresApproval: true });
+    await order.env.run(activities.reserveInventory, { ...order.call('reserveInventory'), items: order.input.items });
+    expect([(await orderRow(order.orderId)).status, await stepStatus(order.orderId, 'approval')]).toEqual([
+      'AWAITING_APPROVAL',
+      'RUNNING',
+    ]);
+  });
+
+  it('when an order that needs no approval has its stock reserved, then it stays PENDING', async () => {
+    const order = await newOrder();
+    await order.env.run(activities.reserveInventory, { ...order.call('reserveInventory'), items: order.input.items });
+    expect([(await orderRow(order.orderId)).status, await stepStatus(order.orderId, 'approval')]).toEqual([
+      'PENDING',
+      'SKIPPED',
+    ]);
+  });
+});
+
+describe('the compensation runner fences every step', () => {
+  it('when a shipment booking arrives after cancelShipment, then it records nothing', async () => {
+    const order = await newOrder();
+    await order.env.run(activities.cancelShipment, order.call('cancelShipment'));
+    const late = await order.env.run(activities.createShipment, {
+      ...order.call('createShipment'),
+      address: order.input.shippingAddress,
+    });
+    expect([late, await eventTypes(order.orderId)]).toEqual([STEP_ABANDONED, []]);
+  });
+});
