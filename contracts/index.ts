@@ -138,7 +138,7 @@ export type StepOutcome = { ok: true } | { ok: false; reason: FailureReason };
 
 /**
  * What a step fenced off by its compensation reports to an attempt that comes too late
- * (db/ledger.ts fenceStep): it did not run. The saga has moved on and never reads it.
+ * (store/ledger.ts fenceStep): it did not run. The saga has moved on and never reads it.
  */
 export const STEP_ABANDONED: StepOutcome = { ok: false, reason: 'step_timeout' };
 

@@ -1,6 +1,6 @@
 /**
  * `npm run migrate`: applies migrations/*.sql to DATABASE_URL. Safe to run from several pods
- * at once (db/migrate.ts serialises them); exits non-zero on any failure.
+ * at once (store/migrate.ts serialises them); exits non-zero on any failure.
  */
 import { migrate } from '../store/migrate';
 import { createPool } from '../store/pool';

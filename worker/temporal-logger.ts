@@ -12,7 +12,7 @@ const TO_TEMPORAL: Record<string, LogLevel> = {
 };
 const TO_PINO = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
 
-/** `order-<uuid>`: the workflow id of an order's saga (workflows/contracts.ts workflowIdFor). */
+/** `order-<uuid>`: the workflow id of an order's saga (contracts/index.ts workflowIdFor). */
 const ORDER_WORKFLOW_ID = /^order-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
 /** One Temporal log entry as a pino line: its attributes as fields, `error` as pino's `err`. */

@@ -1,11 +1,9 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
   defineQuery,
   defineUpdate,
-  isCancellation,
   patched,
   setHandler,
   sleep,
@@ -22,7 +20,6 @@ import {
   stepKey,
   UPDATE_APPROVE,
   UPDATE_REJECT,
-  type FailureReason,
   type OrderSagaInput,
   type OrderSagaResult,
   type OrderSagaState,
@@ -30,7 +27,7 @@ import {
   type StepName,
 } from '../contracts/index';
 import { Saga } from './saga';
-import { SagaState, StepRefused } from './saga-state';
+import { classifyFailure, SagaState, StepRefused, type Ending } from './saga-state';
 import {
   BOOKKEEPING_OPTIONS,
   bookkeeping,
@@ -51,8 +48,6 @@ export const approveUpdate = defineUpdate<void>(UPDATE_APPROVE);
 export const rejectUpdate = defineUpdate<void>(UPDATE_REJECT);
 
 const dollars = (cents: number): string => `$${(cents / 100).toFixed(2)}`;
-
-type Ending = { status: 'FAILED' | 'CANCELLED'; reason: FailureReason | null };
 
 export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult> {
   const { workflowId } = workflowInfo();
@@ -237,15 +232,4 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   await saga.compensate();
   state.close(ending.status);
   return { orderId, status: ending.status, failureReason: ending.reason };
-}
-
-/** Why the saga stopped going forward. Anything unexpected fails the workflow task (a bug). */
-function classifyFailure(error: unknown): Ending {
-  if (error instanceof StepRefused) return { status: 'FAILED', reason: error.reason };
-  // Once a cancel was requested, whatever surfaced from the interrupted step is its echo.
-  if (isCancellation(error) || CancellationScope.current().consideredCancelled) {
-    return { status: 'CANCELLED', reason: null };
-  }
-  if (error instanceof ActivityFailure) return { status: 'FAILED', reason: 'step_timeout' };
-  throw error;
 }

@@ -3,7 +3,13 @@
  * run's current details in the Web UI and kept in the OrderStatus search attribute. The
  * database's copy is written by the activities (store/lifecycle.ts); this one only reports.
  */
-import { isCancellation, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  CancellationScope,
+  isCancellation,
+  setCurrentDetails,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
 import {
   STEP_NAMES,
   type FailureReason,
@@ -102,4 +108,17 @@ export class SagaState {
     }
     this.setStatus(status);
   }
+}
+
+export type Ending = { status: 'FAILED' | 'CANCELLED'; reason: FailureReason | null };
+
+/** Why the saga stopped going forward. Anything unexpected fails the workflow task (a bug). */
+export function classifyFailure(error: unknown): Ending {
+  if (error instanceof StepRefused) return { status: 'FAILED', reason: error.reason };
+  // Once a cancel was requested, whatever surfaced from the interrupted step is its echo.
+  if (isCancellation(error) || CancellationScope.current().consideredCancelled) {
+    return { status: 'CANCELLED', reason: null };
+  }
+  if (error instanceof ActivityFailure) return { status: 'FAILED', reason: 'step_timeout' };
+  throw error;
 }

@@ -66,7 +66,7 @@ export const BREAKER_DEFAULTS = {
 /**
  * The breaker is open: the call was not made. Retryable; its name is the Temporal error
  * type, so it reads `ProviderUnavailable` even where it is not converted explicitly
- * (activities/step-context.ts converts it).
+ * (activities/step-runner.ts converts it).
  */
 export class ProviderUnavailableError extends Error {
   override readonly name = 'ProviderUnavailable';

@@ -62,7 +62,7 @@ describe('the test stack', () => {
   });
 
   test('when connected, then NATS has JetStream enabled', async () => {
-    // Typed through worker/stream: nats.js' own declarations leave the connection `any` here.
+    // Typed through relay/stream: nats.js' own declarations leave the connection `any` here.
     const nats = (await connect({ servers: stackEnv().natsUrl })) as NatsConnection;
     try {
       const jsm = await jetstreamManager(nats);
