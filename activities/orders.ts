@@ -1,7 +1,7 @@
 import type { FailureReason, OrderSagaInput, OrderStatus, StepName, StepOutcome } from '../contracts/index';
 import { closeApprovalGate, closeOrder, completeOrder, moveOrder } from '../store/lifecycle';
 import { runOnce } from '../store/ledger';
-import { findUnannouncedOrder, insertOrderIfAbsent, orderCreatedData } from '../store/orders';
+import { findUnannouncedOrder, insertOrderIfAbsent } from '../store/orders';
 import { appendEvent } from '../store/outbox';
 import type { Pool, PoolClient } from '../store/pool';
 import { consumeStock } from '../store/stock';
@@ -11,18 +11,17 @@ export type { StepCall } from './step-runner';
 
 export function createOrderActivities({ pool }: { pool: Pool }) {
   return {
-    /** Writes the order (if the API has not yet) and its OrderCreated event. */
+    /**
+     * The order as the saga sees it: written and announced (OrderCreated), unless the API
+     * did both when it accepted the order.
+     */
     createOrder: (call: StepCall & { input: OrderSagaInput }): Promise<StepOutcome> =>
       runStep(pool, {
         call,
         step: 'createOrder',
         commit: async (tx) => {
           await insertOrderIfAbsent(tx, call.input);
-          await appendEvent(tx, {
-            orderId: call.orderId,
-            type: 'OrderCreated',
-            data: { ...orderCreatedData(call.input) },
-          });
+          await announceIfSilent(tx, call.orderId);
           return { ok: true };
         },
       }),

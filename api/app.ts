@@ -10,7 +10,8 @@ import { refuseWhileClosing } from './plugins/draining';
 import { answerFrameworkErrors, answerWithProblems } from './plugins/errors';
 import { acceptJsonBodiesOnly } from './plugins/json-body';
 import { refuseUnstorableText } from './plugins/storable-text';
-import { exposeMetrics } from './plugins/metrics';
+import { exposeMetrics, exposeStarterMetrics } from './plugins/metrics';
+import { createSagaStarter } from './orders/saga-starter';
 import { documentApi } from './plugins/openapi';
 import { limitRequestRates } from './plugins/rate-limit';
 import { echoRequestId, requestIdFor } from './plugins/request-id';
@@ -93,10 +94,19 @@ export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): 
   exposeMetrics(app);
   documentApi(app);
 
+  // Without a starter of its own (tests), the app starts sagas right after acceptance and
+  // waits for those starts when it closes; server.ts hands in one that also runs passes.
+  const starter =
+    deps.starter ??
+    createSagaStarter({ pool: deps.pool, temporal: deps.temporal, taskQueue: deps.config.taskQueue });
+  if (!deps.starter) app.addHook('onClose', () => starter.stop());
+  exposeStarterMetrics(app, () => starter.backlog());
+
   // Plugins load in this order when the app is readied (inject(), listen(), ready()).
-  void app.register(healthRoutes, deps);
-  void app.register(inventoryRoutes, deps);
-  void app.register(orderRoutes, deps);
-  void app.register(orderActionRoutes, deps);
+  const routeDeps = { ...deps, starter };
+  void app.register(healthRoutes, routeDeps);
+  void app.register(inventoryRoutes, routeDeps);
+  void app.register(orderRoutes, routeDeps);
+  void app.register(orderActionRoutes, routeDeps);
   return app;
 }

@@ -5,6 +5,7 @@ import { startOtlpTracing } from '../lib/tracing';
 import { buildApp } from './app';
 import { loadApiConfig } from './config';
 import { purgeExpiredKeys } from '../store/idempotency-keys';
+import { createSagaStarter } from './orders/saga-starter';
 import { createTemporalClient } from './temporal';
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
@@ -18,10 +19,14 @@ async function main(): Promise<void> {
   const tracing = config.tracing ? startOtlpTracing(config.tracing) : undefined;
   const pool = createPool(config.databaseUrl, { max: config.dbPoolSize, applicationName: 'order-saga-api' });
   const temporal = createTemporalClient(config.temporal, { traced: tracing !== undefined });
+  // Starts the sagas of accepted orders, and keeps passing over those left waiting (Temporal
+  // down, or an api replica killed between acceptance and start).
+  const starter = createSagaStarter({ pool, temporal: temporal.client, taskQueue: config.taskQueue, logger });
   const app = buildApp({
     pool,
     temporal: temporal.client,
     config,
+    starter,
     logger,
     ...(tracing ? { tracer: tracing.tracer } : {}),
   });
@@ -55,6 +60,7 @@ async function main(): Promise<void> {
     // with 503 (plugins/draining.ts) and waits for those in flight to finish.
     app
       .close()
+      .then(() => starter.stop())
       .then(() => pool.end())
       .then(() => temporal.connection.close())
       .then(() => tracing?.shutdown()) // flushes the last spans
@@ -71,6 +77,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
 
   await app.listen({ host: config.host, port: config.port });
+  starter.run();
   void purge();
   logger.info(
     {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from './pool';
 
 /**
@@ -13,9 +14,22 @@ export interface KeyRef {
   key: string;
 }
 
+/** A key this request holds: only the holder of the lock may record or release it. */
+export interface HeldKey extends KeyRef {
+  lockToken: string;
+}
+
+/** The request's lock lapsed and another attempt took the key over: this one must not answer for it. */
+export class KeyLostError extends Error {
+  constructor() {
+    super('the Idempotency-Key was taken over by another attempt');
+    this.name = 'KeyLostError';
+  }
+}
+
 export type Claim =
   /** This request owns the key and creates (or, after a dead attempt, re-creates) this order. */
-  | { kind: 'owned'; orderId: string; resumed: boolean }
+  | { kind: 'owned'; orderId: string; held: HeldKey }
   /** A previous attempt finished: replay its response. */
   | { kind: 'done'; status: number; body: unknown }
   /** Another attempt is working on it right now. */
@@ -34,16 +48,17 @@ export async function claimKey(
   fingerprint: string,
   newOrderId: string,
 ): Promise<Claim> {
-  const { rows } = await pool.query<{ order_id: string; inserted: boolean }>(
-    `INSERT INTO http_idempotency_keys AS k (scope, key, fingerprint, order_id, state, locked_until)
-     VALUES ($1, $2, $3, $4, 'IN_FLIGHT', now() + $5 * interval '1 second')
-     ON CONFLICT (scope, key) DO UPDATE SET locked_until = EXCLUDED.locked_until
+  const lockToken = randomUUID();
+  const { rows } = await pool.query<{ order_id: string }>(
+    `INSERT INTO http_idempotency_keys AS k (scope, key, fingerprint, order_id, state, locked_until, lock_token)
+     VALUES ($1, $2, $3, $4, 'IN_FLIGHT', now() + $5 * interval '1 second', $6)
+     ON CONFLICT (scope, key) DO UPDATE SET locked_until = EXCLUDED.locked_until, lock_token = EXCLUDED.lock_token
        WHERE k.state = 'IN_FLIGHT' AND k.locked_until <= now() AND k.fingerprint = EXCLUDED.fingerprint
-     RETURNING k.order_id, (k.xmax = 0) AS inserted`,
-    [ref.scope, ref.key, fingerprint, newOrderId, KEY_LOCK_SECONDS],
+     RETURNING k.order_id`,
+    [ref.scope, ref.key, fingerprint, newOrderId, KEY_LOCK_SECONDS, lockToken],
   );
   const owned = rows[0];
-  if (owned) return { kind: 'owned', orderId: owned.order_id, resumed: !owned.inserted };
+  if (owned) return { kind: 'owned', orderId: owned.order_id, held: { ...ref, lockToken } };
 
   const { rows: existing } = await pool.query<{
     fingerprint: string;
@@ -64,27 +79,32 @@ export async function claimKey(
     : { kind: 'in-flight' };
 }
 
-/** Stores the final response; replays return it. Takes a transaction client to join the order's write. */
+/**
+ * Stores the final response; replays return it. Takes a transaction client to join the
+ * order's write. Throws KeyLostError (rolling that write back) when the request no longer
+ * holds the key's lock.
+ */
 export async function recordResponse(
   db: Pool | PoolClient,
-  ref: KeyRef,
+  held: HeldKey,
   status: number,
   body: unknown,
 ): Promise<void> {
-  await db.query(
+  const { rowCount } = await db.query(
     `UPDATE http_idempotency_keys
-        SET state = 'DONE', response_status = $3, response_body = $4, locked_until = NULL
-      WHERE scope = $1 AND key = $2`,
-    [ref.scope, ref.key, status, JSON.stringify(body)],
+        SET state = 'DONE', response_status = $4, response_body = $5, locked_until = NULL, lock_token = NULL
+      WHERE scope = $1 AND key = $2 AND state = 'IN_FLIGHT' AND lock_token = $3`,
+    [held.scope, held.key, held.lockToken, status, JSON.stringify(body)],
   );
+  if (rowCount !== 1) throw new KeyLostError();
 }
 
 /** After a 5xx: nothing is stored, the next attempt may take the key (and its order id) at once. */
-export async function releaseKey(pool: Pool, ref: KeyRef): Promise<void> {
+export async function releaseKey(pool: Pool, held: HeldKey): Promise<void> {
   await pool.query(
     `UPDATE http_idempotency_keys SET locked_until = now()
-      WHERE scope = $1 AND key = $2 AND state = 'IN_FLIGHT'`,
-    [ref.scope, ref.key],
+      WHERE scope = $1 AND key = $2 AND state = 'IN_FLIGHT' AND lock_token = $3`,
+    [held.scope, held.key, held.lockToken],
   );
 }
 

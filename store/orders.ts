@@ -1,5 +1,5 @@
 import { STEP_NAMES, workflowIdFor, type OrderLine, type OrderSagaInput } from '../contracts/index';
-import type { PoolClient } from './pool';
+import type { Pool, PoolClient } from './pool';
 
 /**
  * Writes a new order (status PENDING), its lines and its step rows, unless it exists.
@@ -81,4 +81,9 @@ export async function findUnannouncedOrder(
     [orderId],
   );
   return rows[0];
+}
+
+export async function orderExists(pool: Pool, orderId: string): Promise<boolean> {
+  const { rowCount } = await pool.query('SELECT 1 FROM orders WHERE id = $1', [orderId]);
+  return rowCount === 1;
 }

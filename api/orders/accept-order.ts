@@ -1,55 +1,49 @@
 import type { Client } from '@temporalio/client';
-import { insertOrderIfAbsent } from '../../store/orders';
-import type { Pool } from '../../store/pool';
-import { withTransaction } from '../../store/tx';
 import { workflowIdFor, type OrderSagaInput } from '../../contracts/index';
+import { KeyLostError, recordResponse, type HeldKey } from '../../store/idempotency-keys';
+import { orderCreatedData, insertOrderIfAbsent, orderExists } from '../../store/orders';
+import { appendEvent } from '../../store/outbox';
+import type { Pool } from '../../store/pool';
+import { priceList } from '../../store/products';
+import { requestSagaStart } from '../../store/saga-starts';
+import { withTransaction } from '../../store/tx';
 import type { ApiConfig } from '../config';
 import { problems } from '../problems';
-import { recordResponse, type KeyRef } from '../../store/idempotency-keys';
-import { priceList } from '../../store/products';
 import type { CreateOrderBody, OrderAccepted } from '../schemas/orders';
-import { buildSagaInput, findStartedSagaInput, startSaga } from './saga-start';
+import { buildSagaInput } from './saga-start';
+import type { SagaStarter } from './saga-starter';
 import { orderPath, temporalUiLink } from './view';
 
 export interface AcceptOrder {
   body: CreateOrderBody;
   orderId: string;
   correlationId: string;
-  /** The Idempotency-Key this request holds; its response is stored with the order. */
-  idempotency?: { ref: KeyRef; resumed: boolean };
+  /** The Idempotency-Key this request holds; its response commits with the order. */
+  idempotency?: HeldKey;
 }
 
-/**
- * Prices the order from the catalog, starts its saga, then writes it. Saga first: if the
- * process dies between the two, the saga's createOrder writes the very same row.
- *
- * A retry that took its Idempotency-Key over from a dead attempt (`resumed`) first looks
- * for the saga that attempt may have started: if there is one, its input (prices, total,
- * correlation id) is the order, whatever the catalog says now, because that saga charges
- * what its input says; the order row and the response must say the same.
- */
 /** The answer, and whether the saga waits for approval (decided here, once, for metrics too). */
 export interface AcceptedOrder {
   response: OrderAccepted;
   requiresApproval: boolean;
 }
 
+/**
+ * Accepts an order in Postgres first: the order, its OrderCreated event, the Idempotency-Key's
+ * response and the saga's start request commit in one transaction. Only then is the saga
+ * started (idempotent by workflow id), without waiting long for Temporal: what this attempt
+ * does not start, the starter does. So a 4xx or 5xx means nothing was written and no saga
+ * will ever run, and a 202 comes back whatever Temporal's state.
+ */
 export async function acceptOrder(
-  { pool, temporal, config }: { pool: Pool; temporal: Client; config: ApiConfig },
+  { pool, config, starter }: { pool: Pool; temporal: Client; config: ApiConfig; starter: SagaStarter },
   { body, orderId, correlationId, idempotency }: AcceptOrder,
 ): Promise<AcceptedOrder> {
-  const started = idempotency?.resumed ? await findStartedSagaInput(temporal, orderId) : undefined;
-  let input: OrderSagaInput;
-  if (started) {
-    input = started;
-  } else {
-    const skus = body.items.map((item) => item.sku);
-    const prices = await priceList(pool, skus);
-    const unknown = skus.filter((sku) => !prices.has(sku));
-    if (unknown.length > 0) throw problems.unknownSku(unknown);
-    input = buildSagaInput(body, prices, { orderId, correlationId, config });
-    await startSaga(temporal, config, input);
-  }
+  const skus = body.items.map((item) => item.sku);
+  const prices = await priceList(pool, skus);
+  const unknown = skus.filter((sku) => !prices.has(sku));
+  if (unknown.length > 0) throw problems.unknownSku(unknown);
+  const input = buildSagaInput(body, prices, { orderId, correlationId, config });
 
   const workflowId = workflowIdFor(orderId);
   const response: OrderAccepted = {
@@ -60,11 +54,34 @@ export async function acceptOrder(
     currency: input.currency,
     links: { self: orderPath(orderId), temporalUi: temporalUiLink(config, workflowId) },
   };
-  return withTransaction(pool, async (tx) => {
-    // Written from the saga's own input, so whichever of this and createOrder runs first
-    // writes the same row.
-    await insertOrderIfAbsent(tx, input);
-    if (idempotency) await recordResponse(tx, idempotency.ref, 202, response);
-    return { response, requiresApproval: input.requiresApproval };
-  });
+  await commitAcceptance(pool, input, response, idempotency, starter.graceMs);
+  starter.startSoon(input);
+  return { response, requiresApproval: input.requiresApproval };
+}
+
+async function commitAcceptance(
+  pool: Pool,
+  input: OrderSagaInput,
+  response: OrderAccepted,
+  idempotency: HeldKey | undefined,
+  graceMs: number,
+): Promise<void> {
+  try {
+    await withTransaction(pool, async (tx) => {
+      await insertOrderIfAbsent(tx, input);
+      await appendEvent(tx, {
+        orderId: input.orderId,
+        type: 'OrderCreated',
+        data: { ...orderCreatedData(input) },
+      });
+      await requestSagaStart(tx, input, graceMs);
+      if (idempotency) await recordResponse(tx, idempotency, 202, response);
+    });
+  } catch (error) {
+    if (error instanceof KeyLostError) throw problems.idempotencyKeyInUse();
+    // A connection lost during COMMIT leaves its outcome unknown: if the order is there, it
+    // was accepted (and its saga will start), so the answer must be 202, not a 5xx.
+    if (await orderExists(pool, input.orderId).catch(() => false)) return;
+    throw error;
+  }
 }

@@ -1,4 +1,4 @@
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import {
   CURRENCY,
   WORKFLOW_TYPE,
@@ -15,10 +15,7 @@ import {
 import type { ApiConfig } from '../config';
 import type { CreateOrderBody } from '../schemas/orders';
 
-/** gRPC status NOT_FOUND: no workflow has this id. */
-const GRPC_NOT_FOUND = 5;
-
-/** How long the API waits for Temporal to accept a start before answering 503. */
+/** How long a start may wait for Temporal. */
 export const START_DEADLINE_MS = 5_000;
 
 /** The saga's input: lines priced from the catalog (`prices` must hold every sku). */
@@ -88,10 +85,11 @@ export async function startSaga(
   temporal: Client,
   config: Pick<ApiConfig, 'taskQueue'>,
   input: OrderSagaInput,
+  deadlineMs = START_DEADLINE_MS,
 ): Promise<void> {
   const workflowId = workflowIdFor(input.orderId);
   try {
-    await temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>
+    await temporal.connection.withDeadline(Date.now() + deadlineMs, () =>
       temporal.workflow.start(WORKFLOW_TYPE, {
         taskQueue: config.taskQueue,
         workflowId,
@@ -112,36 +110,4 @@ export async function startSaga(
     if (error instanceof WorkflowExecutionAlreadyStartedError) return;
     throw error;
   }
-}
-
-/**
- * The input of the saga already started for this order, or undefined when none was.
- * An Idempotency-Key retry that takes over from a dead attempt asks this first: that
- * attempt may have started the saga at prices since changed (or with a sku since removed),
- * and the saga, which charges its own input, is the truth the response and the order row
- * must show. Reads only the first history event, decoded with the client's converter
- * (payload codecs included, in reverse order of encoding).
- */
-export async function findStartedSagaInput(
-  temporal: Client,
-  orderId: string,
-): Promise<OrderSagaInput | undefined> {
-  let payloads;
-  try {
-    const response = await temporal.connection.withDeadline(Date.now() + START_DEADLINE_MS, () =>
-      temporal.workflowService.getWorkflowExecutionHistory({
-        namespace: temporal.options.namespace,
-        execution: { workflowId: workflowIdFor(orderId) },
-        maximumPageSize: 1,
-      }),
-    );
-    payloads = response.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
-  } catch (error) {
-    if (isGrpcServiceError(error) && (error.code as number) === GRPC_NOT_FOUND) return undefined;
-    throw error;
-  }
-  if (!payloads || payloads.length === 0) return undefined;
-  const { payloadConverter, payloadCodecs } = temporal.options.loadedDataConverter;
-  for (const codec of [...payloadCodecs].reverse()) payloads = await codec.decode(payloads);
-  return payloadConverter.fromPayload<OrderSagaInput>(payloads[0]!);
 }

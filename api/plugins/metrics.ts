@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PendingStarts } from '../../store/saga-starts';
 
 declare module 'fastify' {
   interface FastifyInstance {
+    metricsRegistry: Registry;
     /** What the order routes record; the rest of the saga's metrics come from the worker. */
     orderMetrics: OrderMetrics;
   }
@@ -21,6 +23,7 @@ export interface OrderMetrics {
  */
 export function exposeMetrics(app: FastifyInstance): void {
   const registry = new Registry();
+  app.decorate('metricsRegistry', registry);
   collectDefaultMetrics({ register: registry });
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
@@ -55,5 +58,28 @@ export function exposeMetrics(app: FastifyInstance): void {
   app.get('/metrics', { schema: { hide: true }, config: { rateLimit: false } }, async (_request, reply) => {
     const text = await registry.metrics();
     return reply.type(registry.contentType).send(text);
+  });
+}
+
+/**
+ * Accepted orders whose saga is not yet known to have started: how many, and how long the
+ * oldest has waited, as the starter last read them (no I/O at scrape time).
+ */
+export function exposeStarterMetrics(app: FastifyInstance, backlog: () => PendingStarts): void {
+  new Gauge({
+    name: 'order_saga_starts_pending',
+    help: 'Accepted orders whose saga start Temporal has not confirmed yet',
+    registers: [app.metricsRegistry],
+    collect() {
+      this.set(backlog().pending);
+    },
+  });
+  new Gauge({
+    name: 'order_saga_starts_oldest_age_seconds',
+    help: 'How long the oldest pending saga start had waited since its order was accepted, at the last read',
+    registers: [app.metricsRegistry],
+    collect() {
+      this.set(backlog().oldestAgeSeconds);
+    },
   });
 }

@@ -1,11 +1,11 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
-import type { ApiDeps } from '../deps';
+import type { RouteDeps } from '../deps';
 import { problems } from '../problems';
 import { findProduct, upsertProduct } from '../../store/products';
 import { problemResponses } from '../schemas/common';
 import { Product, ProductInput, SkuParams } from '../schemas/inventory';
 
-export const inventoryRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool }, done) => {
+export const inventoryRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, { pool }, done) => {
   app.get(
     '/inventory/:sku',
     {

@@ -1,9 +1,10 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../contracts/index';
-import type { ApiDeps } from '../deps';
+import type { RouteDeps } from '../deps';
 import { problems } from '../problems';
 import { findOrderStatus } from '../../store/order-views';
+import { findPendingStart } from '../../store/saga-starts';
 import { problemResponses } from '../schemas/common';
 import { CancelAccepted, DecisionAccepted, OrderIdParams } from '../schemas/orders';
 
@@ -15,7 +16,11 @@ const DECISIONS = [
   { path: 'reject', update: UPDATE_REJECT, decision: 'rejected' },
 ] as const;
 
-export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool, temporal }, done) => {
+export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
+  app,
+  { pool, temporal, starter },
+  done,
+) => {
   const withDeadline = <T>(call: () => Promise<T>): Promise<T> =>
     temporal.connection.withDeadline(Date.now() + TEMPORAL_DEADLINE_MS, call);
 
@@ -42,13 +47,18 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
       const orderId = request.params.orderId.toLowerCase();
       const status = await currentStatus(orderId);
       if (isTerminal(status)) throw problems.orderNotCancellable(status);
+      const cancel = () => withDeadline(() => temporal.workflow.getHandle(workflowIdFor(orderId)).cancel());
       try {
-        await withDeadline(() => temporal.workflow.getHandle(workflowIdFor(orderId)).cancel());
+        await cancel();
       } catch (error) {
-        // The saga closed between our read and the cancel: its row now says how it ended.
-        if (error instanceof WorkflowNotFoundError)
-          throw problems.orderNotCancellable(await currentStatus(orderId));
-        throw error;
+        if (!(error instanceof WorkflowNotFoundError)) throw error;
+        // Accepted, but its saga not started yet (Temporal was away): start it, then cancel
+        // it, so the cancel is Temporal's like any other and the saga undoes what it did.
+        const pending = await findPendingStart(pool, orderId);
+        // Otherwise the saga closed between our read and the cancel: its row says how it ended.
+        if (!pending) throw problems.orderNotCancellable(await currentStatus(orderId));
+        await starter.startNow(pending);
+        await cancel();
       }
       return reply.code(202).send({ orderId, status, cancelRequested: true as const });
     },

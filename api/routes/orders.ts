@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from '../../store/pool';
-import type { ApiDeps } from '../deps';
+import type { RouteDeps } from '../deps';
 import { acceptOrder, type AcceptedOrder } from '../orders/accept-order';
 import { decodeCursor, encodeCursor } from '../orders/cursor';
 import { fingerprintOf } from '../orders/fingerprint';
 import { toOrderView } from '../orders/view';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problems } from '../problems';
-import { claimKey, recordResponse, releaseKey, type KeyRef } from '../../store/idempotency-keys';
+import { claimKey, recordResponse, releaseKey, type HeldKey } from '../../store/idempotency-keys';
 import { findOrder, listOrders } from '../../store/order-views';
 import { problemResponses } from '../schemas/common';
 import {
@@ -51,23 +51,27 @@ function replay(reply: FastifyReply, status: number, body: unknown) {
  * released so a retry takes over at once, with the same order id. Never throws: the
  * request's own error is what the client must see.
  */
-async function settleKeyAfterFailure(pool: Pool, ref: KeyRef, error: unknown, log: FastifyBaseLogger) {
+async function settleKeyAfterFailure(pool: Pool, held: HeldKey, error: unknown, log: FastifyBaseLogger) {
   try {
     if (error instanceof ProblemError && error.status < 500) {
-      await recordResponse(pool, ref, error.status, error.toBody());
+      await recordResponse(pool, held, error.status, error.toBody());
     } else {
-      await releaseKey(pool, ref);
+      await releaseKey(pool, held);
     }
   } catch (settleError) {
     log.warn({ err: settleError }, 'could not settle the idempotency key; its lock expires on its own');
   }
 }
 
-export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, done) => {
+export const orderRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, deps, done) => {
   const { pool, config } = deps;
 
   /** A saga started: counted, logged with its ids, answered 202. */
-  const accepted = (request: FastifyRequest, reply: FastifyReply, { response: order, requiresApproval }: AcceptedOrder) => {
+  const accepted = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    { response: order, requiresApproval }: AcceptedOrder,
+  ) => {
     request.orderId = order.orderId;
     app.orderMetrics.sagaStarted(requiresApproval);
     request.log.info({ orderId: order.orderId, workflowId: order.workflowId }, 'order accepted');
@@ -119,11 +123,11 @@ export const orderRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, deps, do
           body,
           orderId: claim.orderId,
           correlationId: request.id,
-          idempotency: { ref, resumed: claim.resumed },
+          idempotency: claim.held,
         });
         return accepted(request, reply, order);
       } catch (error) {
-        await settleKeyAfterFailure(pool, ref, error, request.log);
+        await settleKeyAfterFailure(pool, claim.held, error, request.log);
         throw error;
       }
     },

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { LightMyRequestResponse as InjectResponse } from 'fastify';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig, type ApiConfig } from '../../api/config';
 import { fingerprintOf } from '../../api/orders/fingerprint';
 import { buildSagaInput, startSaga } from '../../api/orders/saga-start';
-import { purgeExpiredKeys } from '../../store/idempotency-keys';
+import { createSagaStarter } from '../../api/orders/saga-starter';
+import { claimKey, KeyLostError, purgeExpiredKeys, recordResponse } from '../../store/idempotency-keys';
+import { insertOrderIfAbsent, orderCreatedData } from '../../store/orders';
+import { appendEvent } from '../../store/outbox';
+import { requestSagaStart } from '../../store/saga-starts';
+import { withTransaction } from '../../store/tx';
 import { workflowIdFor } from '../../contracts/index';
-import { OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 
@@ -116,15 +118,6 @@ async function runsForCustomer(customerId: string): Promise<string[]> {
   }
 }
 
-/** A port on 127.0.0.1 that nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 // ------------------------------------------------------------------------------- tests
 
 test('when 50 identical requests with one key race, then one order, one saga and one OrderCreated exist, every answer is 202 or 409, and replays are byte-identical', async () => {
@@ -195,17 +188,19 @@ test('when two callers use the same key, then each gets an order of its own', as
 });
 
 test('when the first attempt fails with a 5xx, then nothing is stored and a retry with the key creates the order fixed in the key row', async () => {
-  const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}` });
-  const unreachable = buildApp({
-    pool: saga.pool,
-    temporal: new Client({ connection, namespace: 'default' }),
-    config,
-  });
+  // Postgres takes the key but refuses the order's transaction (its connection slots are
+  // used up): the acceptance cannot commit.
+  const refusing = {
+    query: saga.pool.query.bind(saga.pool),
+    connect: () =>
+      Promise.reject(Object.assign(new Error('sorry, too many clients already'), { code: '53300' })),
+  } as unknown as typeof saga.pool;
+  const failing = buildApp({ pool: refusing, temporal: saga.client, config });
   try {
     const key = `5xx-${randomUUID()}`;
     const body = orderBody();
 
-    const failed = await post(unreachable, body, key);
+    const failed = await post(failing, body, key);
 
     expect(failed.statusCode).toBe(503);
     expect(failed.headers['idempotent-replayed']).toBeUndefined();
@@ -217,6 +212,7 @@ test('when the first attempt fails with a 5xx, then nothing is stored and a retr
     expect(rows).toEqual([{ order_id: expect.any(String), state: 'IN_FLIGHT', response_status: null }]);
     const fixedOrderId = rows[0]!.order_id;
     expect(await count('orders WHERE id = $1', [fixedOrderId])).toBe(0);
+    expect(await runsOf(workflowIdFor(fixedOrderId))).toHaveLength(0);
 
     const retried = await post(app, body, key);
 
@@ -228,8 +224,7 @@ test('when the first attempt fails with a 5xx, then nothing is stored and a retr
     expect(replay.headers['idempotent-replayed']).toBe('true');
     expect(replay.body).toBe(retried.body);
   } finally {
-    await unreachable.close();
-    await connection.close();
+    await failing.close();
   }
 });
 
@@ -253,48 +248,59 @@ test('when a process died holding the key before it started the saga, then the r
   expect(await saga.eventTypes(orderId)).toEqual(COMPLETED_EVENTS);
 });
 
-test('when a process died after starting the saga and prices changed since, then the retry returns that saga, at its own price', async () => {
-  const key = `crash-started-${randomUUID()}`;
-  const sku = `IDEM-${randomUUID().slice(0, 8)}`;
-  await saga.putProduct(sku, 1_000, 100);
-  const body = { ...orderBody(), items: [{ sku, quantity: 1 }] };
+test('when a process died after committing an order and before starting its saga, then a starter pass starts it once', async () => {
+  const key = `crash-committed-${randomUUID()}`;
+  const body = orderBody();
   const orderId = randomUUID();
-  // The dead attempt: claimed the key, started the saga on a queue no worker polls (so the
-  // saga has not written its order yet), and died before writing the order.
-  const idleQueue = `idle-${randomUUID()}`;
+  // What a process killed right after the commit leaves: the order, its OrderCreated, the
+  // key's 202 and the start request, and no saga.
+  const held = { scope: await scopeOf(TOKENS[0]), key, lockToken: randomUUID() };
   await saga.pool.query(
-    `INSERT INTO http_idempotency_keys (scope, key, fingerprint, order_id, state, locked_until)
-     VALUES ($1, $2, $3, $4, 'IN_FLIGHT', now() - interval '1 second')`,
-    [await scopeOf(TOKENS[0]), key, fingerprintOf(body), orderId],
+    `INSERT INTO http_idempotency_keys (scope, key, fingerprint, order_id, state, locked_until, lock_token)
+     VALUES ($1, $2, $3, $4, 'IN_FLIGHT', now() + interval '30 seconds', $5)`,
+    [held.scope, key, fingerprintOf(body), orderId, held.lockToken],
   );
-  const deadInput = buildSagaInput(body, new Map([[sku, 1_000]]), {
+  const input = buildSagaInput(body, new Map([[SKU, 1299]]), {
     orderId,
     correlationId: 'dead-request',
-    config: { ...config, taskQueue: idleQueue },
+    config,
   });
-  await startSaga(saga.client, { ...config, taskQueue: idleQueue }, deadInput);
-  const handle = saga.client.workflow.getHandle(workflowIdFor(orderId));
-  try {
-    await saga.putProduct(sku, 2_500, 100); // the price changes before the client retries
+  await withTransaction(saga.pool, async (tx) => {
+    await insertOrderIfAbsent(tx, input);
+    await appendEvent(tx, { orderId, type: 'OrderCreated', data: { ...orderCreatedData(input) } });
+    await requestSagaStart(tx, input, 0);
+    await recordResponse(tx, held, 202, { orderId });
+  });
+  expect(await runsOf(workflowIdFor(orderId))).toHaveLength(0);
+  const starter = createSagaStarter({ pool: saga.pool, temporal: saga.client, taskQueue: saga.taskQueue });
 
-    const retried = await post(app, body, key);
+  const started = await starter.pass();
 
-    expect(retried.statusCode).toBe(202);
-    expect(retried.json()).toMatchObject({ orderId, totalCents: 1_000 });
-    const { rows } = await saga.pool.query<{ total_cents: number; correlation_id: string; unit: number }>(
-      `SELECT o.total_cents, o.correlation_id, i.unit_price_cents AS unit
-         FROM orders o JOIN order_items i ON i.order_id = o.id WHERE o.id = $1`,
-      [orderId],
-    );
-    // The order row says what the saga will charge.
-    expect(rows).toEqual([{ total_cents: 1_000, correlation_id: 'dead-request', unit: 1_000 }]);
-    expect((await handle.describe()).typedSearchAttributes.get(OrderTotalCentsKey)).toBe(1_000);
-    expect(await runsOf(workflowIdFor(orderId))).toHaveLength(1);
-  } finally {
-    await handle.terminate('idempotency test done').catch((error: unknown) => {
-      if (!(error instanceof WorkflowNotFoundError)) throw error;
-    });
-  }
+  expect(started).toBe(1);
+  await saga.waitForStatus(orderId, ['COMPLETED']);
+  expect([await starter.pass(), await runsOf(workflowIdFor(orderId))]).toEqual([0, [expect.anything()]]);
+  expect(await saga.eventTypes(orderId)).toEqual(COMPLETED_EVENTS);
+});
+
+test('when a request lost its key to another attempt, then it cannot record its response', async () => {
+  const key = `lost-${randomUUID()}`;
+  const body = orderBody();
+  const scope = await scopeOf(TOKENS[0]);
+  const first = await claimKey(saga.pool, { scope, key }, fingerprintOf(body), randomUUID());
+  // The first attempt's lock lapses and a second attempt takes the key over.
+  await saga.pool.query(`UPDATE http_idempotency_keys SET locked_until = now() WHERE key = $1`, [key]);
+  const second = await claimKey(saga.pool, { scope, key }, fingerprintOf(body), randomUUID());
+  if (first.kind !== 'owned' || second.kind !== 'owned')
+    throw new Error('both attempts should have owned the key');
+
+  await expect(recordResponse(saga.pool, first.held, 202, { from: 'first' })).rejects.toBeInstanceOf(
+    KeyLostError,
+  );
+  await recordResponse(saga.pool, second.held, 202, { from: 'second' });
+  const { rows } = await saga.pool.query('SELECT response_body FROM http_idempotency_keys WHERE key = $1', [
+    key,
+  ]);
+  expect(rows).toEqual([{ response_body: { from: 'second' } }]);
 });
 
 test('when keys are older than the TTL, then they are purged and the key can be used afresh', async () => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../../store/pool';
+import { createSagaStarter } from '../../api/orders/saga-starter';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 
@@ -25,7 +26,9 @@ interface Effects {
   writes: string[];
 }
 const effects: Effects = { starts: [], transactions: 0, writes: [] };
-const resetEffects = (): void => {
+/** Waits for the saga starts still in flight (they follow the answer), then forgets every effect. */
+const resetEffects = async (): Promise<void> => {
+  await starter.settle();
   effects.starts.length = 0;
   effects.transactions = 0;
   effects.writes.length = 0;
@@ -64,6 +67,12 @@ function answer(sql: string, params: readonly unknown[] = []): { rows: unknown[]
     const skus = params[0] as string[];
     const rows = skus.filter((sku) => sku in PRICES).map((sku) => ({ sku, price_cents: PRICES[sku] }));
     return { rows, rowCount: rows.length };
+  }
+  if (/UPDATE orders SET event_seq/i.test(sql)) {
+    return {
+      rows: [{ sequence: 1, workflow_id: 'order-x', correlation_id: null, now: new Date() }],
+      rowCount: 1,
+    };
   }
   if (/INSERT INTO http_idempotency_keys/i.test(sql)) {
     return { rows: [{ order_id: params[3] ?? randomUUID(), inserted: true }], rowCount: 1 };
@@ -105,11 +114,15 @@ const fakeTemporal = {
   options: { namespace: 'default' },
 } as unknown as Client;
 
+// Sagas start right after the answer; the checks wait for those starts (resetEffects).
+const starter = createSagaStarter({ pool: fakePool, temporal: fakeTemporal, taskQueue: 'orders' });
+
 let app: App;
 beforeAll(async () => {
   app = buildApp({
     pool: fakePool,
     temporal: fakeTemporal,
+    starter,
     // One client sends everything here: no rate limit in the way.
     config: loadApiConfig({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
@@ -347,7 +360,7 @@ describe('POST /orders under fuzzing', () => {
   it('never answers 5xx; an invalid body changes nothing; a valid one starts exactly one saga', async () => {
     await fc.assert(
       fc.asyncProperty(order, idempotencyKey, async (body, key) => {
-        resetEffects();
+        await resetEffects();
         const response = await app.inject({
           method: 'POST',
           url: '/orders',
@@ -391,7 +404,7 @@ describe('POST /orders under fuzzing', () => {
         odd,
         fc.option(fc.constant('odd-key'), { nil: undefined }),
         async (name, text, key) => {
-          resetEffects();
+          await resetEffects();
           const address: Record<string, string> = {
             name: 'A',
             line1: 'L',
@@ -478,7 +491,7 @@ describe('POST /orders under fuzzing', () => {
     );
     await fc.assert(
       fc.asyncProperty(raw, contentType, async (payload, type) => {
-        resetEffects();
+        await resetEffects();
         const response = await app.inject({
           method: 'POST',
           url: '/orders',
@@ -525,7 +538,7 @@ describe('POST /orders under fuzzing', () => {
         headers,
         fc.constantFrom('GET /orders', 'POST /orders', 'GET /healthz', 'GET /inventory/SKU-1'),
         async (extra, route) => {
-          resetEffects();
+          await resetEffects();
           const [method, url] = route.split(' ') as ['GET' | 'POST', string];
           const response = await app.inject({
             method,
@@ -577,7 +590,7 @@ describe('other routes under fuzzing', () => {
     );
     await fc.assert(
       fc.asyncProperty(request, fc.option(junk), async ({ method, url }, body) => {
-        resetEffects();
+        await resetEffects();
         const response = await app.inject({
           method,
           url,
@@ -604,7 +617,7 @@ describe('other routes under fuzzing', () => {
     );
     await fc.assert(
       fc.asyncProperty(fc.oneof(fc.constantFrom('SKU-1', 'NEW'), segment), product, async (sku, body) => {
-        resetEffects();
+        await resetEffects();
         const response = await app.inject({ method: 'PUT', url: `/inventory/${sku}`, payload: body });
         expectNoServerError(response);
         if (response.statusCode >= 400) expectNothingDone(response);

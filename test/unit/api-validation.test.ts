@@ -346,13 +346,13 @@ describe('problem responses', () => {
     await unreachable.close();
   });
 
-  it('when Temporal is unreachable, then POST /orders is 503 and nothing is written', async () => {
-    const pool = pricingPool({ 'SKU-1': 1299 });
-    const unreachable = appWith({ pool: pool.fake, temporal: unreachableTemporal() });
+  it('when the order cannot be committed, then POST /orders is 503 and no saga is started', async () => {
+    const pool = pricingPool({ 'SKU-1': 1299 }, { connect: () => Promise.reject(connectionRefused()) });
+    const starts: string[] = [];
+    const unreachable = appWith({ pool: pool.fake, temporal: recordingTemporal(starts) });
     const response = await postOrder(validOrder(), unreachable);
     expectProblem(response, 503, 'service-unavailable');
-    expect(response.headers['retry-after']).toBe('5');
-    expect(pool.connections).toBe(0);
+    expect([response.headers['retry-after'], starts]).toEqual(['5', []]);
     await unreachable.close();
   });
 
@@ -456,6 +456,17 @@ describe('operations', () => {
     expect(response.statusCode).toBe(503);
     expect(response.json()).toEqual({ status: 'not_ready', checks: { postgres: 'down', temporal: 'down' } });
     await down.close();
+  });
+
+  it('when only Temporal is down, then GET /readyz is 200 and its body shows Temporal down', async () => {
+    const pool = { query: () => Promise.resolve({ rows: [{}], rowCount: 1 }) } as unknown as Pool;
+    const app200 = appWith({ pool, temporal: unreachableTemporal() });
+    const response = await app200.inject({ method: 'GET', url: '/readyz' });
+    expect([response.statusCode, response.json()]).toEqual([
+      200,
+      { status: 'ready', checks: { postgres: 'up', temporal: 'down' } },
+    ]);
+    await app200.close();
   });
 
   it('GET /openapi.json describes every route with its statuses', async () => {
@@ -597,8 +608,8 @@ function unreachablePool(): Pool {
   } as unknown as Pool;
 }
 
-/** A pool that knows some prices and counts transactions (there must be none). */
-function pricingPool(prices: Record<string, number>) {
+/** A pool that knows some prices and counts transactions (there must be none, unless `connect` says). */
+function pricingPool(prices: Record<string, number>, { connect }: { connect?: () => Promise<never> } = {}) {
   const state = { connections: 0 };
   const fake = {
     query: (_sql: string, [skus]: [string[]]) =>
@@ -607,7 +618,7 @@ function pricingPool(prices: Record<string, number>) {
       }),
     connect: () => {
       state.connections++;
-      return Promise.reject(new Error('no transactions expected'));
+      return connect ? connect() : Promise.reject(new Error('no transactions expected'));
     },
   } as unknown as Pool;
   return {
@@ -616,6 +627,19 @@ function pricingPool(prices: Record<string, number>) {
       return state.connections;
     },
   };
+}
+
+/** A Temporal client that records the workflow ids it is asked to start. */
+function recordingTemporal(starts: string[]): Client {
+  return {
+    connection: { withDeadline: (_deadline: number, call: () => Promise<unknown>) => call() },
+    workflow: {
+      start: (_type: string, options: { workflowId: string }) => {
+        starts.push(options.workflowId);
+        return Promise.resolve({});
+      },
+    },
+  } as unknown as Client;
 }
 
 function unreachableTemporal(): Client {
