@@ -4,6 +4,7 @@ import { ErrorTypes, type StepName, type StepOutcome } from '../contracts/index'
 import { fenceStep, findRecorded, runOnce } from '../store/ledger';
 import { moveStep } from '../store/lifecycle';
 import type { Pool, PoolClient } from '../store/pool';
+import { isDatabaseUnavailable } from '../store/errors';
 import { withTransaction } from '../store/tx';
 import { ProviderUnavailableError } from './providers/circuit-breaker';
 import { TransientProviderError } from './providers/types';
@@ -123,13 +124,15 @@ export interface Compensation<T, P> {
  * (store/ledger.ts fenceStep): a straggling attempt of the step can no longer commit, and
  * one in flight is waited for, so what it did is seen and undone. Without a provider the
  * fence and the undo are one transaction; with one, the fence and the read of what to undo
- * come first, then the provider call (heartbeating), then the undo's transaction. The step
- * shows COMPENSATING meanwhile, and COMPENSATED once something was undone.
+ * come first, then the provider call, then the undo's transaction. The step shows
+ * COMPENSATING meanwhile, and COMPENSATED once something was undone. It heartbeats
+ * throughout and waits out a database outage, so a healthy compensation never times out.
  */
-export async function runCompensation<T = never, P = never>(
-  pool: Pool,
-  spec: Compensation<T, P>,
-): Promise<void> {
+export async function runCompensation<T = never, P = never>(pool: Pool, spec: Compensation<T, P>): Promise<void> {
+  await heartbeating(() => whileDatabaseUnavailable(() => compensate(pool, spec)));
+}
+
+async function compensate<T, P>(pool: Pool, spec: Compensation<T, P>): Promise<void> {
   const { workflowId } = currentStep();
   const { call, undoes } = spec;
   const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: spec.name };
@@ -150,4 +153,41 @@ export async function runCompensation<T = never, P = never>(
   await moveStep(pool, call.orderId, undoes, 'COMPENSATING');
   const provided = await callProvider((signal) => undoAtProvider(target, signal));
   await undo(target, provided);
+}
+
+/** How often a compensation heartbeats: well inside its heartbeat timeout (workflows/step-options.ts). */
+const HEARTBEAT_EVERY_MS = 1_000;
+/**
+ * How long a compensation waits out an unavailable database before it fails the attempt:
+ * longer than a Postgres restart or stall, shorter than its start-to-close timeout.
+ */
+const DATABASE_PATIENCE_MS = 40_000;
+const DATABASE_RETRY_MS = 500;
+
+/**
+ * Heartbeats for as long as `work` runs: a compensation waiting on a stalled database is
+ * alive, and must not be timed out (and counted a failure) for it; a dead worker still is.
+ */
+async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const context = Context.current();
+  const beat = setInterval(() => context.heartbeat(), HEARTBEAT_EVERY_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+/** Runs `work` again while the database is unavailable, for up to DATABASE_PATIENCE_MS. */
+async function whileDatabaseUnavailable<T>(work: () => Promise<T>): Promise<T> {
+  const { cancellationSignal } = Context.current();
+  const deadline = Date.now() + DATABASE_PATIENCE_MS;
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || Date.now() > deadline || cancellationSignal.aborted) throw error;
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_RETRY_MS));
+    }
+  }
 }

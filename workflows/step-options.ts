@@ -37,9 +37,14 @@ export const PIVOT_OPTIONS: ActivityOptions = {
   retry: { ...BACKOFF, maximumInterval: '10s' },
   cancellationType: WAIT,
 };
-/** One attempt per call: the saga helper retries compensations itself, forever, counting failures for REQUIRES_ATTENTION. */
+/**
+ * One attempt per call: the saga helper retries compensations itself, forever, counting
+ * failures for REQUIRES_ATTENTION. Compensations heartbeat throughout and wait out a database
+ * outage for 40 s (activities/step-runner.ts), so only a dead worker (heartbeat) or a real
+ * failure ends an attempt, never a stall.
+ */
 export const COMPENSATION_OPTIONS: ActivityOptions = {
-  startToCloseTimeout: '10s',
+  startToCloseTimeout: '1m',
   heartbeatTimeout: '5s',
   retry: { maximumAttempts: 1 },
 };

@@ -5,6 +5,7 @@
  * signal; Postgres from tools/dev/postgres.ts (as user postgres when we are root), Temporal
  * from the pinned CLI (tools/dev/tools.ts).
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { launchPostgres, pgAnswers, prepareCluster } from '../../tools/dev/postgres';
 import { launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
@@ -25,6 +26,30 @@ export interface RestartableServer {
 export interface PrivatePostgres extends RestartableServer {
   /** postgres://postgres@127.0.0.1:<port>/<database> */
   urlFor(database: string): string;
+  /** Stalls every Postgres process (SIGSTOP): connections hang, none fails. */
+  pause(): void;
+  /** Lets a paused Postgres go on (SIGCONT). */
+  resume(): void;
+}
+
+/**
+ * Signals the server and every process it forked: Postgres backends each run in a session of
+ * their own (setsid), so a process-group signal would miss them.
+ */
+function signalTree(server: ManagedProcess | undefined, signal: NodeJS.Signals): void {
+  if (server?.pid === undefined) throw new Error('the server is not running');
+  const children = readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        // The parent pid is the 2nd field after the parenthesised command name.
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === server.pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+  for (const pid of [server.pid, ...children.map(Number)]) process.kill(pid, signal);
 }
 
 /** A fresh cluster under `dir`, started. */
@@ -41,7 +66,13 @@ export async function startPrivatePostgres(dir: string): Promise<PrivatePostgres
     await waitUntilReady(server, () => pgAnswers(urlFor('postgres')), READY_TIMEOUT_MS);
   };
   await start();
-  return { urlFor, start, stop: async () => void (await server?.stop()) };
+  return {
+    urlFor,
+    start,
+    stop: async () => void (await server?.stop()),
+    pause: () => signalTree(server, 'SIGSTOP'),
+    resume: () => signalTree(server, 'SIGCONT'),
+  };
 }
 
 /** A Temporal dev server with the saga's search attributes, its data in `dir`, started. */
