@@ -103,7 +103,8 @@ export async function closeOrder(
     [
       orderId,
       stepStatusesBefore('COMPENSATED'),
-      ending.failedStep,
+      // A cancelled order shows no FAILED step, whatever its caller says.
+      ending.outcome === 'FAILED' ? ending.failedStep : null,
       stepStatusesBefore('FAILED'),
       stepStatusesBefore('SKIPPED'),
     ],

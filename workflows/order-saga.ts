@@ -112,7 +112,8 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
             ...call('cancelOrder'),
             outcome: ending.status,
             failureReason: ending.reason,
-            failedStep: state.failedStep,
+            // A cancelled order shows no FAILED step: what was interrupted is SKIPPED.
+            failedStep: ending.status === 'FAILED' ? state.failedStep : null,
           },
         ],
       ),

@@ -101,10 +101,11 @@ export class SagaState {
     this.view.failureReason = reason;
   }
 
-  /** The order closes unfinished: what never ran shows SKIPPED. */
+  /** The order closes unfinished: what never ran, or was interrupted by a cancel, shows SKIPPED. */
   close(status: OrderStatus): void {
     for (const step of this.view.steps) {
-      if (step.status === 'PENDING' || step.status === 'RUNNING') step.status = 'SKIPPED';
+      const interrupted = status === 'CANCELLED' && step.name === this.failedStep && step.status === 'FAILED';
+      if (step.status === 'PENDING' || step.status === 'RUNNING' || interrupted) step.status = 'SKIPPED';
     }
     this.setStatus(status);
   }

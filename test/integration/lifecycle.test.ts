@@ -130,3 +130,21 @@ describe('the compensation runner fences every step', () => {
     expect([late, await eventTypes(order.orderId)]).toEqual([STEP_ABANDONED, []]);
   });
 });
+
+describe('a cancelled order never shows a FAILED step', () => {
+  it('when an order is closed CANCELLED while a step was named as failing, then that step shows SKIPPED', async () => {
+    const order = await newOrder();
+    await order.env.run(activities.createOrder, { ...order.call('createOrder'), input: order.input });
+    await order.env.run(activities.cancelOrder, {
+      ...order.call('cancelOrder'),
+      outcome: 'CANCELLED' as const,
+      failureReason: null,
+      failedStep: 'reserveInventory' as const,
+    });
+    const { rows } = await db.pool.query<{ status: string }>(
+      `SELECT DISTINCT status FROM order_steps WHERE order_id = $1 ORDER BY status`,
+      [order.orderId],
+    );
+    expect(rows.map((row) => row.status)).toEqual(['COMPENSATED', 'SKIPPED']);
+  });
+});
