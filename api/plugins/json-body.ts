@@ -20,25 +20,55 @@ export function acceptJsonBodiesOnly(app: FastifyInstance): void {
         done(null, value);
         return;
       }
-      done(isPlainJson(text) ? forbiddenKey() : error, undefined);
+      const parsed = parsePlainJson(text);
+      done(parsed.ok ? forbiddenKeys(parsed.value) : error, undefined);
     });
   });
 }
 
-/** Tells "not JSON" from "JSON with a __proto__ or constructor.prototype key". */
-function isPlainJson(body: string): boolean {
+/**
+ * Tells "not JSON" from "JSON with a __proto__ or constructor.prototype key". JSON.parse
+ * makes such keys own properties (it never sets a prototype), so the result is safe to walk.
+ */
+function parsePlainJson(body: string): { ok: true; value: unknown } | { ok: false } {
   try {
-    JSON.parse(body);
-    return true;
+    return { ok: true, value: JSON.parse(body) as unknown };
   } catch {
-    return false;
+    return { ok: false };
   }
 }
 
-const forbiddenKey = () =>
+const pointer = (path: string, key: string): string =>
+  `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+
+/** JSON Pointers of every `__proto__` and `constructor.prototype` key in the document. */
+function forbiddenPaths(value: unknown, path = ''): string[] {
+  if (typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([key, child]) => {
+    const here = pointer(path, key);
+    if (key === '__proto__') return [here];
+    if (
+      key === 'constructor' &&
+      typeof child === 'object' &&
+      child !== null &&
+      Object.hasOwn(child, 'prototype')
+    ) {
+      return [pointer(here, 'prototype')];
+    }
+    return forbiddenPaths(child, here);
+  });
+}
+
+const forbiddenKeys = (document: unknown) =>
   new ProblemError(
     400,
     'forbidden-property',
     'Forbidden property',
-    'The body contains a "__proto__" or "constructor.prototype" key, which is not accepted.',
+    'The body contains a "__proto__" or "constructor.prototype" key, which is not accepted; see errors.',
+    {
+      errors: forbiddenPaths(document).map((field) => ({
+        field,
+        message: 'Keys named __proto__ or constructor.prototype are not accepted',
+      })),
+    },
   );

@@ -274,16 +274,22 @@ describe('request bodies', () => {
   });
 
   it.each([
-    ['__proto__', '{"customerId":"c","__proto__":{"isAdmin":true}}'],
-    ['constructor.prototype', '{"customerId":"c","constructor":{"prototype":{"isAdmin":true}}}'],
-  ])('when the body has a %s key, then 400', async (_key, payload) => {
+    ['__proto__', '{"customerId":"c","__proto__":{"isAdmin":true}}', '/__proto__'],
+    [
+      'constructor.prototype',
+      '{"customerId":"c","constructor":{"prototype":{"isAdmin":true}}}',
+      '/constructor/prototype',
+    ],
+    ['nested __proto__', '{"items":[{"sku":"S","__proto__":{"x":1}}]}', '/items/0/__proto__'],
+  ])('when the body has a %s key, then 400 and errors[] names it', async (_key, payload, field) => {
     const response = await app.inject({
       method: 'POST',
       url: '/orders',
       headers: { 'content-type': 'application/json; charset=utf-8' },
       payload,
     });
-    expectProblem(response, 400, 'forbidden-property');
+    const body = expectProblem(response, 400, 'forbidden-property');
+    expect(body.errors).toEqual([{ field, message: expect.any(String) }]);
   });
 });
 
