@@ -39,7 +39,7 @@ export default async function globalSetup(): Promise<void> {
   await chmod(dir, 0o755); // as root, Postgres runs as user postgres and must enter this dir
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(ROOT, 'scripts', 'dev-stack.ts'), '--data-dir', dir],
+    ['--import', 'tsx', path.join(ROOT, 'tools', 'dev', 'dev-stack.ts'), '--data-dir', dir],
     // stdin stays open: dev-stack stops the stack when it closes, i.e. when jest goes away.
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
   );
