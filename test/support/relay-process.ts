@@ -32,7 +32,7 @@ export function startRelayProcess(options: RelayProcessOptions): ManagedProcess 
   return launch({
     name: 'relay',
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(ROOT, 'worker', 'relay-main.ts')],
+    args: ['--import', 'tsx', path.join(ROOT, 'relay', 'main.ts')],
     cwd: ROOT,
     logFile: path.join(options.logDir, `relay-${randomUUID().slice(0, 8)}.log`),
     stopSignal: options.stopSignal ?? 'SIGKILL',
