@@ -7,6 +7,7 @@ import type { Pool } from '../../store/pool';
 import { OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { createTestDatabase, stackEnv } from '../support/stack';
+import { orderBody, type OrderBody, type OrderOverrides } from '../../tools/fixtures/order';
 
 /**
  * The API against a real Postgres and a real Temporal server, without a worker: accepted
@@ -68,23 +69,15 @@ afterAll(async () => {
 const putProduct = (sku: string, payload: { name: string; priceCents: number; available: number }) =>
   app.inject({ method: 'PUT', url: `/inventory/${encodeURIComponent(sku)}`, payload });
 
-function order(overrides: Record<string, unknown> = {}) {
-  return {
-    customerId: `c-${randomUUID()}`,
+/** The shared order fixture: two lines (SKU-1 × 2, SKU-2 × 1) unless overridden. */
+function order(overrides: OrderOverrides = {}): OrderBody {
+  return orderBody({
     items: [
       { sku: 'SKU-1', quantity: 2 },
       { sku: 'SKU-2', quantity: 1 },
     ],
-    paymentToken: 'tok_ok',
-    shippingAddress: {
-      name: 'Ada',
-      line1: '1 Main St',
-      city: 'Springfield',
-      postalCode: '12345',
-      country: 'US',
-    },
     ...overrides,
-  };
+  });
 }
 
 async function placeOrder(payload: Record<string, unknown>, headers: Record<string, string> = {}) {

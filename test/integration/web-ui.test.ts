@@ -9,6 +9,7 @@ import { launchChromium } from '../support/chromium';
 import { historySteps } from '../../lib/history-steps';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
+import { orderBody } from '../../tools/fixtures/order';
 
 /**
  * What an operator sees in the Temporal Web UI, in a real headless Chromium: orders placed
@@ -42,18 +43,7 @@ async function placeOrder(sku: string, paymentToken: string): Promise<PlacedOrde
   const response = await app.inject({
     method: 'POST',
     url: '/orders',
-    payload: {
-      customerId,
-      items: [{ sku, quantity: 2 }],
-      paymentToken,
-      shippingAddress: {
-        name: 'Ada',
-        line1: '1 Main St',
-        city: 'Springfield',
-        postalCode: '12345',
-        country: 'US',
-      },
-    },
+    payload: orderBody({ customerId, sku, quantity: 2, paymentToken }),
   });
   expect(response.statusCode).toBe(202);
   const body = response.json<Omit<PlacedOrder, 'customerId' | 'result'>>();

@@ -6,6 +6,7 @@ import { loadApiConfig } from '../../api/config';
 import { decodeCursor, encodeCursor } from '../../api/orders/cursor';
 import { canonicalJson, fingerprintOf } from '../../api/orders/fingerprint';
 import { buildSagaInput, sagaDetails, sagaSummary } from '../../api/orders/saga-start';
+import { orderBody, shippingAddress } from '../../tools/fixtures/order';
 
 /**
  * The HTTP edge through inject(): a real Fastify app whose Postgres and Temporal are
@@ -51,18 +52,10 @@ interface LooseOrder {
   [extra: string]: unknown;
 }
 
-const validOrder = (): LooseOrder => ({
-  customerId: 'c-42',
-  items: [{ sku: 'SKU-1', quantity: 2 }],
-  paymentToken: 'tok_ok',
-  shippingAddress: {
-    name: 'Ada',
-    line1: '1 Main St',
-    city: 'Springfield',
-    postalCode: '12345',
-    country: 'US',
-  },
-});
+const validOrder = (): LooseOrder => {
+  const { shippingAddress, ...rest } = orderBody({ customerId: 'c-42' });
+  return { ...rest, shippingAddress: { ...shippingAddress } };
+};
 
 type Body = Record<string, unknown>;
 const with_ = (patch: (order: LooseOrder) => void) => {
@@ -559,7 +552,7 @@ describe('helpers', () => {
         { sku: 'A|B', quantity: 1 },
       ],
       paymentToken: 'tok_secret',
-      shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'S', postalCode: '1', country: 'US' },
+      shippingAddress: shippingAddress(),
     };
     const prices = new Map([
       ['SKU-1', 1299],
