@@ -325,12 +325,15 @@ describe('Idempotency-Key', () => {
 });
 
 describe('GET /orders/:orderId', () => {
-  it('when the id is unknown, then 404; when malformed, then 400', async () => {
+  it('when the id is unknown, then 404', async () => {
     expect((await app.inject({ method: 'GET', url: `/orders/${randomUUID()}` })).statusCode).toBe(404);
+  });
+
+  it('when the id is malformed, then 400', async () => {
     expect((await app.inject({ method: 'GET', url: '/orders/42' })).statusCode).toBe(400);
   });
 
-  it('shows payment and shipment as recorded', async () => {
+  it('when payment and shipment are recorded and the order awaits approval, then the view shows them and the approval links', async () => {
     const { orderId } = await placeOrder(order());
     await pool.query(`INSERT INTO payments (order_id, status, amount_cents) VALUES ($1, 'CAPTURED', 3098)`, [
       orderId,
@@ -353,7 +356,7 @@ describe('GET /orders/:orderId', () => {
 });
 
 describe('GET /orders', () => {
-  it('pages newest first with an opaque cursor until nextCursor is null', async () => {
+  it('when a customer has more orders than a page, then pages come newest first with an opaque cursor until nextCursor is null', async () => {
     const customerId = `c-${randomUUID()}`;
     const placed: string[] = [];
     for (let i = 0; i < 5; i++) placed.push((await placeOrder(order({ customerId }))).orderId);
@@ -379,7 +382,7 @@ describe('GET /orders', () => {
     expect(seen).toEqual([...placed].reverse());
   });
 
-  it('filters by status', async () => {
+  it('when filtered by status, then only the orders in that status are listed', async () => {
     const customerId = `c-${randomUUID()}`;
     const { orderId } = await placeOrder(order({ customerId }));
     const pending = await app.inject({
@@ -435,13 +438,13 @@ describe('order actions', () => {
 });
 
 describe('operations', () => {
-  it('GET /readyz → 200 when Postgres and Temporal answer', async () => {
+  it('when Postgres and Temporal answer, then GET /readyz is 200 ready', async () => {
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ready', checks: { postgres: 'up', temporal: 'up' } });
   });
 
-  it('GET /metrics counts the requests made', async () => {
+  it('when orders were posted, then GET /metrics counts those requests', async () => {
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     expect(response.body).toMatch(
       /http_request_duration_seconds_count\{route="\/orders",method="POST",status_code="202"\}/,
