@@ -229,7 +229,7 @@ describe('POST /orders validation', () => {
     await unreachable.close();
   });
 
-  it('never echoes the payment token', async () => {
+  it('when the payment token is invalid, then the problem never echoes it', async () => {
     const response = await postOrder(with_((o) => (o.paymentToken = 't'.repeat(256))));
     expect(response.body).not.toContain('tttttttt');
   });
@@ -309,7 +309,7 @@ describe('other routes reject bad input before any I/O', () => {
     expect(body.errors?.map((error) => error.field)).toContain(field);
   });
 
-  it('a bodiless POST with a JSON content type is not a JSON error', async () => {
+  it('when a POST has a JSON content type and no body, then it is not a JSON error', async () => {
     const response = await app.inject({
       method: 'POST',
       url: '/orders/nope/cancel',
@@ -320,12 +320,12 @@ describe('other routes reject bad input before any I/O', () => {
 });
 
 describe('problem responses', () => {
-  it('an unknown route is a problem+json 404', async () => {
+  it('when the route is unknown, then the answer is a problem+json 404', async () => {
     const response = await app.inject({ method: 'GET', url: '/nowhere' });
     expectProblem(response, 404, 'not-found');
   });
 
-  it('a validation problem has type, title, status, detail and errors', async () => {
+  it('when validation fails, then the problem has type, title, status, detail and errors', async () => {
     const body = expectProblem(await postOrder({}), 400, 'validation-error');
     expect(Object.keys(body).sort()).toEqual(['detail', 'errors', 'status', 'title', 'type']);
   });
@@ -365,7 +365,7 @@ describe('problem responses', () => {
     await app422.close();
   });
 
-  it('an unexpected failure is a bare 500', async () => {
+  it('when something unexpected fails, then the answer is a bare 500', async () => {
     const broken = appWith({
       pool: { query: () => Promise.reject(new Error('relation "x" at /srv/app.ts')) } as unknown as Pool,
     });
@@ -420,7 +420,7 @@ describe('bearer auth', () => {
     }
   });
 
-  it('an unknown route needs the token too (no route discovery)', async () => {
+  it('when the route is unknown, then the token is needed too (no route discovery)', async () => {
     expectProblem(await secured.inject({ method: 'GET', url: '/admin' }), 401, 'unauthorized');
   });
 
@@ -429,7 +429,7 @@ describe('bearer auth', () => {
     expect(response.statusCode).toBeLessThan(400);
   });
 
-  it('/metrics is public', async () => {
+  it('when /metrics is scraped without a token, then it answers', async () => {
     const response = await secured.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
     expect(response.body).toContain('http_request_duration_seconds');
@@ -437,13 +437,13 @@ describe('bearer auth', () => {
 });
 
 describe('operations', () => {
-  it('GET /healthz → 200 {status: ok}', async () => {
+  it('when the process runs, then GET /healthz is 200 {status: ok}', async () => {
     const response = await app.inject({ method: 'GET', url: '/healthz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ok' });
   });
 
-  it('GET /readyz → 503 naming each dependency that is down', async () => {
+  it('when dependencies are down, then GET /readyz is 503 naming each', async () => {
     const down = appWith({ pool: unreachablePool(), temporal: unreachableTemporal() });
     const response = await down.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
@@ -451,7 +451,7 @@ describe('operations', () => {
     await down.close();
   });
 
-  it('GET /openapi.json describes every route with its statuses', async () => {
+  it('when GET /openapi.json is asked, then it describes every route with its statuses', async () => {
     const spec = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{
       openapi: string;
       paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
@@ -479,7 +479,7 @@ describe('operations', () => {
 });
 
 describe('request ids', () => {
-  it('a sane x-request-id is echoed', async () => {
+  it('when x-request-id is sane, then it is echoed', async () => {
     const response = await app.inject({
       method: 'GET',
       url: '/healthz',
@@ -488,7 +488,7 @@ describe('request ids', () => {
     expect(response.headers['x-request-id']).toBe('req-123');
   });
 
-  it('an insane one is replaced by a uuid', async () => {
+  it('when x-request-id is insane, then it is replaced by a uuid', async () => {
     const response = await app.inject({
       method: 'GET',
       url: '/healthz',
@@ -497,7 +497,7 @@ describe('request ids', () => {
     expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('errors carry the id too', async () => {
+  it('when the answer is an error, then it carries the id too', async () => {
     const response = await app.inject({
       method: 'GET',
       url: '/nowhere',
@@ -522,7 +522,7 @@ describe('Idempotency-Key header', () => {
     expect(body.errors?.map((error) => error.field)).toEqual(['/idempotency-key']);
   });
 
-  it('"the same body" ignores key order and whitespace', () => {
+  it('when two bodies differ only in key order and whitespace, then they are "the same body"', () => {
     expect(canonicalJson({ b: [1, { d: 1, c: 2 }], a: 'x' })).toBe('{"a":"x","b":[1,{"c":2,"d":1}]}');
     expect(fingerprintOf(JSON.parse('{ "a": 1, "b": 2 }'))).toBe(fingerprintOf({ b: 2, a: 1 }));
     expect(fingerprintOf({ a: 1 })).not.toBe(fingerprintOf({ a: 2 }));
@@ -530,7 +530,7 @@ describe('Idempotency-Key header', () => {
 });
 
 describe('helpers', () => {
-  it('a cursor round-trips, and anything else is refused', () => {
+  it('when a cursor is decoded, then an encoded one round-trips and anything else is refused', () => {
     const key = { createdUs: 1_795_306_237_010_708, id: '32c4dac8-e69c-4f34-92ef-b9860896c4cf' };
     expect(decodeCursor(encodeCursor(key))).toEqual(key);
     for (const bad of [
@@ -543,7 +543,7 @@ describe('helpers', () => {
     }
   });
 
-  it('prices come from the catalog; approval from the threshold; the summary reads well', () => {
+  it('when a saga input is built, then prices come from the catalog, approval from the threshold, and the summary reads well', () => {
     const config = loadApiConfig({ ...baseEnv, APPROVAL_THRESHOLD_CENTS: '2598' });
     const body = {
       customerId: 'c-42',
