@@ -4,8 +4,9 @@ import { createActivities, type Activities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
 import { insertOrderIfAbsent } from '../../store/orders';
 import { withTransaction } from '../../store/tx';
-import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../contracts/index';
-import { eventually } from '../support/service-process';
+import { STEP_ABANDONED, stepKey, workflowIdFor } from '../../contracts/index';
+import { eventually } from '../../tools/fixtures/eventually';
+import { sagaInput } from '../../tools/fixtures/order';
 import { createTestDatabase } from '../support/stack';
 
 /**
@@ -33,19 +34,8 @@ async function newOrder(available = 10) {
     sku,
     available,
   ]);
-  const orderId = randomUUID();
-  const input: OrderSagaInput = {
-    orderId,
-    customerId: 'c-1',
-    items: [{ sku, quantity: 3, unitPriceCents: 1000 }],
-    totalCents: 3000,
-    currency: 'USD',
-    paymentToken: 'tok_ok',
-    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' },
-    correlationId: randomUUID(),
-    requiresApproval: false,
-    approvalTimeout: '24h',
-  };
+  const input = sagaInput({ customerId: 'c-1', items: [{ sku, quantity: 3, unitPriceCents: 1000 }] });
+  const { orderId } = input;
   await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
   const workflowId = workflowIdFor(orderId);
   const env = (attempt = 1) =>

@@ -46,46 +46,106 @@ async function appWith(env: Record<string, string>): Promise<App> {
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
+/**
+ * The limiter's window is measured with Date.now(). The rate-limit tests freeze that clock
+ * and move it by hand (jest fakes Date only; timers, hrtime and the event loop stay real): a
+ * window can neither end between two requests on a slow machine nor need a sleep to end.
+ */
+const LIMIT = { API_TOKENS: 'token-a,token-b', RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' };
+const WINDOW_MS = 60_000;
+const ONLY_DATE = [
+  'hrtime',
+  'nextTick',
+  'performance',
+  'queueMicrotask',
+  'setImmediate',
+  'clearImmediate',
+  'setInterval',
+  'clearInterval',
+  'setTimeout',
+  'clearTimeout',
+] as const;
+
+const ordersAs = (app: App, token: string, method: 'GET' | 'POST' = 'GET') =>
+  app.inject({
+    method,
+    url: '/orders',
+    headers: bearer(token),
+    ...(method === 'POST' ? { payload: {} } : {}),
+  });
+
+/** A fresh app whose token-a has used up its 3 requests of the current window. */
+async function tokenAOverItsLimit(): Promise<App> {
+  const app = await appWith(LIMIT);
+  for (let i = 0; i < 3; i++) expect((await ordersAs(app, 'token-a')).statusCode).toBe(200);
+  return app;
+}
+
 describe('rate limits', () => {
-  it('when a token uses up RATE_LIMIT_MAX within the window, then it gets a 429 problem with Retry-After, another token does not, and the window frees it again', async () => {
-    const app = await appWith({
-      API_TOKENS: 'token-a,token-b',
-      RATE_LIMIT_MAX: '3',
-      RATE_LIMIT_WINDOW: '2s',
-    });
+  beforeEach(() => {
+    jest.useFakeTimers({ doNotFake: [...ONLY_DATE], now: new Date('2026-01-01T00:00:00Z') });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it('when a token makes RATE_LIMIT_MAX requests, then each is served and the remaining budget counts down to 0', async () => {
+    const app = await appWith(LIMIT);
+    const remaining: Array<string | undefined> = [];
     for (let i = 0; i < 3; i++) {
-      const ok = await app.inject({ method: 'GET', url: '/orders', headers: bearer('token-a') });
+      const ok = await ordersAs(app, 'token-a');
       expect(ok.statusCode).toBe(200);
-      expect(ok.headers['x-ratelimit-remaining']).toBe(String(2 - i));
+      remaining.push(ok.headers['x-ratelimit-remaining'] as string | undefined);
     }
-    const limited = await app.inject({ method: 'GET', url: '/orders', headers: bearer('token-a') });
+    expect(remaining).toEqual(['2', '1', '0']);
+  });
+
+  it('when a token is over its limit, then it gets a 429 problem with Retry-After the rest of the window', async () => {
+    const app = await tokenAOverItsLimit();
+    jest.setSystemTime(Date.now() + 15_000);
+    const limited = await ordersAs(app, 'token-a');
     expect(limited.statusCode).toBe(429);
     expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
-    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(2);
+    expect(limited.headers['retry-after']).toBe(String((WINDOW_MS - 15_000) / 1000));
     expect(limited.json()).toMatchObject({
       type: 'https://order-saga.dev/problems/too-many-requests',
       status: 429,
       title: 'Too many requests',
     });
-    // Another token has its own budget; a POST is limited like a GET.
-    expect((await app.inject({ method: 'GET', url: '/orders', headers: bearer('token-b') })).statusCode).toBe(
-      200,
-    );
-    expect(
-      (await app.inject({ method: 'POST', url: '/orders', headers: bearer('token-a'), payload: {} }))
-        .statusCode,
-    ).toBe(429);
-    // Probes and scrapes are never limited.
+  });
+
+  it('when a token is over its limit, then a POST is refused like a GET', async () => {
+    const app = await tokenAOverItsLimit();
+    expect((await ordersAs(app, 'token-a', 'POST')).statusCode).toBe(429);
+  });
+
+  it('when a token is over its limit, then another token still has its own budget', async () => {
+    const app = await tokenAOverItsLimit();
+    expect((await ordersAs(app, 'token-b')).statusCode).toBe(200);
+  });
+
+  it('when a token is over its limit, then probes and scrapes are still answered', async () => {
+    const app = await tokenAOverItsLimit();
+    const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {
       for (const url of ['/healthz', '/readyz', '/metrics']) {
-        expect((await app.inject({ method: 'GET', url })).statusCode).toBe(200);
+        statuses.push((await app.inject({ method: 'GET', url })).statusCode);
       }
     }
-    await new Promise((resolve) => setTimeout(resolve, 2_100));
-    expect((await app.inject({ method: 'GET', url: '/orders', headers: bearer('token-a') })).statusCode).toBe(
-      200,
-    );
+    expect(statuses).toEqual(Array.from({ length: 15 }, () => 200));
+  });
+
+  it('when the window has passed, then a token over its limit is served again', async () => {
+    const app = await tokenAOverItsLimit();
+    expect((await ordersAs(app, 'token-a')).statusCode).toBe(429);
+    jest.setSystemTime(Date.now() + WINDOW_MS);
+    expect((await ordersAs(app, 'token-a')).statusCode).toBe(200);
+  });
+
+  it('when the window has not quite passed, then a token over its limit is still refused', async () => {
+    const app = await tokenAOverItsLimit();
+    jest.setSystemTime(Date.now() + WINDOW_MS - 1);
+    expect((await ordersAs(app, 'token-a')).statusCode).toBe(429);
   });
 
   it('when there is no token, then the budget is per client address', async () => {

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { eventually } from '../../tools/fixtures/eventually';
+import { orderBody } from '../../tools/fixtures/order';
 import { startApiProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
 
@@ -11,15 +13,18 @@ import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from
  * problem once the instance stopped taking requests), or fail to connect at all, in which
  * case the API never saw it: no order exists for it. The orders in the database are
  * exactly the 202s. No worker polls the task queue; the sagas are terminated afterwards.
+ *
+ * One request is held in flight across the signal on purpose: its order lines wait for a
+ * product row this test locks, and the lock goes only once the API logged that it stops.
  */
 
 const CLIENTS = 12;
-const LOAD_BEFORE_SIGNAL_MS = 1_500;
+const LOAD_SKU = 'LOAD-1';
+/** Ordered by the held request; the test locks its row. */
+const HOLD_SKU = 'HOLD-1';
 
 interface Outcome {
   customerId: string;
-  startedAt: number;
-  endedAt: number;
   status?: number;
   contentType?: string | null;
   retryAfter?: string | null;
@@ -44,7 +49,8 @@ beforeAll(async () => {
     LOG_LEVEL: 'info',
   }));
   await db.pool.query(
-    `INSERT INTO products (sku, name, price_cents, available) VALUES ('LOAD-1', 'Load', 100, 1000000)`,
+    `INSERT INTO products (sku, name, price_cents, available) VALUES ($1, 'Load', 100, 1000000), ($2, 'Hold', 100, 10)`,
+    [LOAD_SKU, HOLD_SKU],
   );
   connection = await Connection.connect({ address: env.temporalAddress });
 });
@@ -68,37 +74,31 @@ afterAll(async () => {
   if (logDir) await rm(logDir, { recursive: true, force: true });
 });
 
+/** POSTs one order and records how it ended. */
+async function order(customerId: string, sku: string): Promise<Outcome> {
+  const outcome: Outcome = { customerId };
+  try {
+    const response = await fetch(`${baseUrl}/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(orderBody({ customerId, sku, quantity: 1 })),
+    });
+    outcome.status = response.status;
+    outcome.contentType = response.headers.get('content-type');
+    outcome.retryAfter = response.headers.get('retry-after');
+    outcome.body = (await response.json()) as Outcome['body']; // the whole body arrived
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    outcome.error = cause?.code ?? cause?.message ?? String(error);
+  }
+  return outcome;
+}
+
 /** One client: orders until it gets something other than a 202, or no answer. */
 async function client(index: number, outcomes: Outcome[]): Promise<void> {
   for (let n = 0; ; n++) {
-    const outcome: Outcome = { customerId: `c-load-${index}-${n}`, startedAt: Date.now(), endedAt: 0 };
+    const outcome = await order(`c-load-${index}-${n}`, LOAD_SKU);
     outcomes.push(outcome);
-    try {
-      const response = await fetch(`${baseUrl}/orders`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          customerId: outcome.customerId,
-          items: [{ sku: 'LOAD-1', quantity: 1 }],
-          paymentToken: 'tok_ok',
-          shippingAddress: {
-            name: 'Ada',
-            line1: '1 Main St',
-            city: 'Springfield',
-            postalCode: '1',
-            country: 'US',
-          },
-        }),
-      });
-      outcome.status = response.status;
-      outcome.contentType = response.headers.get('content-type');
-      outcome.retryAfter = response.headers.get('retry-after');
-      outcome.body = (await response.json()) as Outcome['body']; // the whole body arrived
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      outcome.error = cause?.code ?? cause?.message ?? String(error);
-    }
-    outcome.endedAt = Date.now();
     if (outcome.status !== 202) return;
   }
 }
@@ -106,11 +106,42 @@ async function client(index: number, outcomes: Outcome[]): Promise<void> {
 it('when SIGTERM arrives under load, then requests in flight are answered, later ones get a 503 problem or no connection, nothing accepted is lost, and the process exits 0', async () => {
   const outcomes: Outcome[] = [];
   const load = Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i, outcomes)));
-  await new Promise((resolve) => setTimeout(resolve, LOAD_BEFORE_SIGNAL_MS));
-  const signalledAt = Date.now();
-  const exit = await api.stop(30_000); // SIGTERM; SIGKILL only after 30 s
-  await load;
+  await eventually(
+    'more orders accepted than there are clients',
+    () => outcomes.filter((o) => o.status === 202).length > CLIENTS,
+    60_000,
+  );
 
+  // A request in flight at the signal, for certain: its order lines wait for HOLD-1's row.
+  const holder = await db.pool.connect();
+  let exit: Awaited<ReturnType<ServiceProcess['stop']>>;
+  let held: Outcome;
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM products WHERE sku = $1 FOR UPDATE', [HOLD_SKU]);
+    const holding = order('c-held', HOLD_SKU);
+    await eventually('the held request waiting for the product row', async () => {
+      const { rows } = await db.pool.query<{ waiting: number }>(
+        `SELECT count(*)::int AS waiting FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO order_items%'`,
+      );
+      return rows[0]!.waiting > 0;
+    });
+    const stopping = api.stop(30_000); // SIGTERM; SIGKILL only after 30 s
+    await eventually('the API logging that it stops', async () =>
+      (await api.output()).includes('"msg":"api stopping"'),
+    );
+    await holder.query('COMMIT');
+    held = await holding;
+    exit = await stopping;
+  } finally {
+    holder.release(true); // closed: a transaction still open (the test failed) ends with it
+  }
+  await load;
+  outcomes.push(held);
+
+  // Draining, not dropping: the request in flight at the signal was answered in full.
+  expect(held).toMatchObject({ status: 202, body: { orderId: expect.stringMatching(/^[0-9a-f-]{36}$/) } });
   expect(exit).toEqual({ code: 0, signal: null });
 
   const accepted = outcomes.filter((o) => o.status === 202);
@@ -118,7 +149,7 @@ it('when SIGTERM arrives under load, then requests in flight are answered, later
   const unconnected = outcomes.filter((o) => o.error !== undefined);
   const other = outcomes.filter((o) => o.status !== undefined && o.status !== 202 && o.status !== 503);
   expect(other).toEqual([]);
-  expect(accepted.length).toBeGreaterThan(CLIENTS);
+  expect(accepted.length).toBeGreaterThan(CLIENTS + 1);
   for (const outcome of accepted) expect(outcome.body?.orderId).toMatch(/^[0-9a-f-]{36}$/);
   for (const outcome of refused) {
     expect(outcome.contentType).toMatch(/^application\/problem\+json/);
@@ -133,9 +164,6 @@ it('when SIGTERM arrives under load, then requests in flight are answered, later
   for (const outcome of unconnected) {
     expect(outcome.error).toMatch(/ECONNREFUSED|ECONNRESET|UND_ERR_SOCKET|other side closed/);
   }
-  // Draining, not dropping: requests in flight at the signal were answered 202 after it.
-  const drained = accepted.filter((o) => o.startedAt < signalledAt && o.endedAt > signalledAt);
-  expect(drained.length).toBeGreaterThan(0);
   // Every client stopped for a reason: each one's last request was not a 202.
   expect(refused.length + unconnected.length).toBe(CLIENTS);
 

@@ -7,6 +7,7 @@ import type { Pool } from '../../store/pool';
 import { OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { createTestDatabase, stackEnv } from '../support/stack';
+import { orderBody, type OrderBody, type OrderOverrides } from '../../tools/fixtures/order';
 
 /**
  * The API against a real Postgres and a real Temporal server, without a worker: accepted
@@ -68,23 +69,15 @@ afterAll(async () => {
 const putProduct = (sku: string, payload: { name: string; priceCents: number; available: number }) =>
   app.inject({ method: 'PUT', url: `/inventory/${encodeURIComponent(sku)}`, payload });
 
-function order(overrides: Record<string, unknown> = {}) {
-  return {
-    customerId: `c-${randomUUID()}`,
+/** The shared order fixture: two lines (SKU-1 × 2, SKU-2 × 1) unless overridden. */
+function order(overrides: OrderOverrides = {}): OrderBody {
+  return orderBody({
     items: [
       { sku: 'SKU-1', quantity: 2 },
       { sku: 'SKU-2', quantity: 1 },
     ],
-    paymentToken: 'tok_ok',
-    shippingAddress: {
-      name: 'Ada',
-      line1: '1 Main St',
-      city: 'Springfield',
-      postalCode: '12345',
-      country: 'US',
-    },
     ...overrides,
-  };
+  });
 }
 
 async function placeOrder(payload: Record<string, unknown>, headers: Record<string, string> = {}) {
@@ -332,12 +325,15 @@ describe('Idempotency-Key', () => {
 });
 
 describe('GET /orders/:orderId', () => {
-  it('when the id is unknown, then 404; when malformed, then 400', async () => {
+  it('when the id is unknown, then 404', async () => {
     expect((await app.inject({ method: 'GET', url: `/orders/${randomUUID()}` })).statusCode).toBe(404);
+  });
+
+  it('when the id is malformed, then 400', async () => {
     expect((await app.inject({ method: 'GET', url: '/orders/42' })).statusCode).toBe(400);
   });
 
-  it('shows payment and shipment as recorded', async () => {
+  it('when payment and shipment are recorded and the order awaits approval, then the view shows them and the approval links', async () => {
     const { orderId } = await placeOrder(order());
     await pool.query(`INSERT INTO payments (order_id, status, amount_cents) VALUES ($1, 'CAPTURED', 3098)`, [
       orderId,
@@ -360,7 +356,7 @@ describe('GET /orders/:orderId', () => {
 });
 
 describe('GET /orders', () => {
-  it('pages newest first with an opaque cursor until nextCursor is null', async () => {
+  it('when a customer has more orders than a page, then pages come newest first with an opaque cursor until nextCursor is null', async () => {
     const customerId = `c-${randomUUID()}`;
     const placed: string[] = [];
     for (let i = 0; i < 5; i++) placed.push((await placeOrder(order({ customerId }))).orderId);
@@ -386,7 +382,7 @@ describe('GET /orders', () => {
     expect(seen).toEqual([...placed].reverse());
   });
 
-  it('filters by status', async () => {
+  it('when filtered by status, then only the orders in that status are listed', async () => {
     const customerId = `c-${randomUUID()}`;
     const { orderId } = await placeOrder(order({ customerId }));
     const pending = await app.inject({
@@ -442,13 +438,13 @@ describe('order actions', () => {
 });
 
 describe('operations', () => {
-  it('GET /readyz → 200 when Postgres and Temporal answer', async () => {
+  it('when Postgres and Temporal answer, then GET /readyz is 200 ready', async () => {
     const response = await app.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ready', checks: { postgres: 'up', temporal: 'up' } });
   });
 
-  it('GET /metrics counts the requests made', async () => {
+  it('when orders were posted, then GET /metrics counts those requests', async () => {
     const response = await app.inject({ method: 'GET', url: '/metrics' });
     expect(response.body).toMatch(
       /http_request_duration_seconds_count\{route="\/orders",method="POST",status_code="202"\}/,

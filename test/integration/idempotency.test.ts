@@ -13,6 +13,8 @@ import { withTransaction } from '../../store/tx';
 import { workflowIdFor } from '../../contracts/index';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
+import { eventually } from '../../tools/fixtures/eventually';
+import { orderBody, type OrderBody, type OrderOverrides } from '../../tools/fixtures/order';
 
 /**
  * Idempotency-Key (CONTRACT §2) end to end: the API with a real saga worker, Postgres,
@@ -59,22 +61,8 @@ function apiConfig(temporalAddress: string, taskQueue: string): ApiConfig {
   });
 }
 
-function orderBody(customerId = `c-${randomUUID()}`, quantity = 2) {
-  return {
-    customerId,
-    items: [{ sku: SKU, quantity }],
-    paymentToken: 'tok_ok',
-    shippingAddress: {
-      name: 'Ada',
-      line1: '1 Main St',
-      city: 'Springfield',
-      postalCode: '12345',
-      country: 'US',
-    },
-  };
-}
-
-type OrderBody = ReturnType<typeof orderBody>;
+/** The shared order fixture, on this file's product. */
+const anOrder = (overrides: OrderOverrides = {}): OrderBody => orderBody({ sku: SKU, ...overrides });
 
 function post(target: App, body: OrderBody, key: string, token: string = TOKENS[0]): Promise<InjectResponse> {
   return target.inject({
@@ -92,36 +80,40 @@ async function count(sql: string, params: unknown[]): Promise<number> {
   return rows[0]!.n;
 }
 
-/** The saga runs (every run, open or closed) of a workflow id, once visibility has them. */
+/** The saga runs (every run, open or closed) of a workflow id, once visibility has `atLeast`. */
 async function runsOf(workflowId: string, atLeast = 1): Promise<string[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const runs: string[] = [];
-    for await (const execution of saga.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
-      runs.push(execution.runId);
-    }
-    if (runs.length >= atLeast || Date.now() > deadline) return runs;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return eventually(
+    `${atLeast} run(s) of ${workflowId} in visibility`,
+    async () => {
+      const runs: string[] = [];
+      for await (const execution of saga.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+        runs.push(execution.runId);
+      }
+      return runs.length >= atLeast ? runs : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
 }
 
 /** Saga runs started for a customer, found through the CustomerId search attribute. */
 async function runsForCustomer(customerId: string): Promise<string[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const ids: string[] = [];
-    for await (const execution of saga.client.workflow.list({ query: `CustomerId = "${customerId}"` })) {
-      ids.push(execution.workflowId);
-    }
-    if (ids.length > 0 || Date.now() > deadline) return ids;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  return eventually(
+    `a run for customer ${customerId} in visibility`,
+    async () => {
+      const ids: string[] = [];
+      for await (const execution of saga.client.workflow.list({ query: `CustomerId = "${customerId}"` })) {
+        ids.push(execution.workflowId);
+      }
+      return ids.length > 0 ? ids : undefined;
+    },
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
 }
 
 // ------------------------------------------------------------------------------- tests
 
 test('when 50 identical requests with one key race, then one order, one saga and one OrderCreated exist, every answer is 202 or 409, and replays are byte-identical', async () => {
-  const body = orderBody();
+  const body = anOrder();
   const key = `race-${randomUUID()}`;
 
   const responses = await Promise.all(Array.from({ length: 50 }, () => post(app, body, key)));
@@ -161,10 +153,10 @@ test('when 50 identical requests with one key race, then one order, one saga and
 
 test('when a key comes again with another body, then 422 idempotency-key-reused and no second order', async () => {
   const key = `reuse-${randomUUID()}`;
-  const body = orderBody();
+  const body = anOrder();
   expect((await post(app, body, key)).statusCode).toBe(202);
 
-  const other = await post(app, orderBody(body.customerId, 3), key);
+  const other = await post(app, anOrder({ customerId: body.customerId, quantity: 3 }), key);
 
   expect(other.statusCode).toBe(422);
   expect(other.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -174,7 +166,7 @@ test('when a key comes again with another body, then 422 idempotency-key-reused 
 
 test('when two callers use the same key, then each gets an order of its own', async () => {
   const key = `shared-${randomUUID()}`;
-  const body = orderBody();
+  const body = anOrder();
 
   const alpha = await post(app, body, key, TOKENS[0]);
   const beta = await post(app, body, key, TOKENS[1]);
@@ -198,7 +190,7 @@ test('when the first attempt fails with a 5xx, then nothing is stored and a retr
   const failing = buildApp({ pool: refusing, temporal: saga.client, config });
   try {
     const key = `5xx-${randomUUID()}`;
-    const body = orderBody();
+    const body = anOrder();
 
     const failed = await post(failing, body, key);
 
@@ -230,7 +222,7 @@ test('when the first attempt fails with a 5xx, then nothing is stored and a retr
 
 test('when a process died holding the key before it started the saga, then the retry completes that same order', async () => {
   const key = `crash-${randomUUID()}`;
-  const body = orderBody();
+  const body = anOrder();
   const orderId = randomUUID();
   // What a dead process leaves: the key, in flight, holding the order id, its lock lapsed.
   await saga.pool.query(
@@ -250,7 +242,7 @@ test('when a process died holding the key before it started the saga, then the r
 
 test('when a process died after committing an order and before starting its saga, then a starter pass starts it once', async () => {
   const key = `crash-committed-${randomUUID()}`;
-  const body = orderBody();
+  const body = anOrder();
   const orderId = randomUUID();
   // What a process killed right after the commit leaves: the order, its OrderCreated, the
   // key's 202 and the start request, and no saga.
@@ -284,7 +276,7 @@ test('when a process died after committing an order and before starting its saga
 
 test('when a request lost its key to another attempt, then it cannot record its response', async () => {
   const key = `lost-${randomUUID()}`;
-  const body = orderBody();
+  const body = anOrder();
   const scope = await scopeOf(TOKENS[0]);
   const first = await claimKey(saga.pool, { scope, key }, fingerprintOf(body), randomUUID());
   // The first attempt's lock lapses and a second attempt takes the key over.
@@ -307,7 +299,7 @@ test('when keys are older than the TTL, then they are purged and the key can be 
   const scope = await scopeOf(TOKENS[0]);
   const oldKey = `old-${randomUUID()}`;
   const freshKey = `fresh-${randomUUID()}`;
-  const oldBody = orderBody();
+  const oldBody = anOrder();
   for (const [key, age] of [
     [oldKey, '25 hours'],
     [freshKey, '23 hours'],
@@ -323,15 +315,15 @@ test('when keys are older than the TTL, then they are purged and the key can be 
 
   expect(await count('http_idempotency_keys WHERE key = $1', [oldKey])).toBe(0);
   expect(await count('http_idempotency_keys WHERE key = $1', [freshKey])).toBe(1);
-  const reused = await post(app, orderBody(), oldKey); // another body: fine once purged
+  const reused = await post(app, anOrder(), oldKey); // another body: fine once purged
   expect(reused.statusCode).toBe(202);
   expect(reused.headers['idempotent-replayed']).toBeUndefined();
-  const stillKept = await post(app, orderBody(), freshKey);
+  const stillKept = await post(app, anOrder(), freshKey);
   expect(stillKept.statusCode).toBe(422);
 });
 
 test('when the saga of one order id is started twice without any key, concurrently or after it ended, then it runs once', async () => {
-  const body = orderBody();
+  const body = anOrder();
   const orderId = randomUUID();
   const input = buildSagaInput(body, new Map([[SKU, 1299]]), { orderId, correlationId: 'no-key', config });
 
@@ -352,7 +344,7 @@ async function scopeOf(token: string): Promise<string> {
   const response = await app.inject({
     method: 'POST',
     url: '/orders',
-    payload: { ...orderBody(), items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }] },
+    payload: anOrder({ sku: 'NO-SUCH-SKU', quantity: 1 }),
     headers: { 'idempotency-key': key, authorization: `Bearer ${token}` },
   });
   expect(response.statusCode).toBe(422); // unknown sku: stored, nothing started

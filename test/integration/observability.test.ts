@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { parseSamples, scrape, sum, type Sample } from '../support/prometheus';
+import { eventually } from '../../tools/fixtures/eventually';
+import { orderBody } from '../../tools/fixtures/order';
 import {
-  eventually,
   freePort,
   startApiProcess,
   startWorkerProcess,
@@ -42,12 +43,7 @@ async function call(method: string, url: string, body?: unknown): Promise<Respon
 }
 
 async function placeOrder(sku: string, paymentToken: string, country = 'US'): Promise<string> {
-  const response = await call('POST', '/orders', {
-    customerId: `c-${randomUUID().slice(0, 8)}`,
-    items: [{ sku, quantity: 1 }],
-    paymentToken,
-    shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'Springfield', postalCode: '12345', country },
-  });
+  const response = await call('POST', '/orders', orderBody({ sku, quantity: 1, paymentToken, country }));
   expect(response.status).toBe(202);
   return ((await response.json()) as { orderId: string }).orderId;
 }

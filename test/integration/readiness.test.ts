@@ -12,7 +12,9 @@ import {
   type PrivatePostgres,
   type RestartableServer,
 } from '../support/private-servers';
-import { eventually, startApiProcess, type ServiceProcess } from '../support/service-process';
+import { eventually } from '../../tools/fixtures/eventually';
+import { startApiProcess, type ServiceProcess } from '../support/service-process';
+import { orderBody } from '../../tools/fixtures/order';
 
 /**
  * `npm run api` (one process, never restarted) over a Postgres and a Temporal server of
@@ -101,18 +103,7 @@ async function request(
   return { status: response.status, headers: response.headers, text, json: <T>() => JSON.parse(text) as T };
 }
 
-const order = (customerId: string) => ({
-  customerId,
-  items: [{ sku: 'READY-1', quantity: 1 }],
-  paymentToken: 'tok_ok',
-  shippingAddress: {
-    name: 'Ada',
-    line1: '1 Main St',
-    city: 'Springfield',
-    postalCode: '12345',
-    country: 'US',
-  },
-});
+const order = (customerId: string) => orderBody({ customerId, sku: 'READY-1', quantity: 1 });
 
 const readiness = async () => {
   const response = await request('GET', '/readyz');

@@ -11,6 +11,8 @@ import { choosePorts, type ManagedProcess } from '../../tools/dev/processes';
 import { EVENT_TYPES, workflowIdFor } from '../../contracts/index';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { relayLockHolder, startRelayProcess, waitUntilLeading } from '../support/relay-process';
+import { eventually } from '../../tools/fixtures/eventually';
+import { chooseSeed, seededRng } from '../../tools/fixtures/seed';
 import { createTestDatabase, stackEnv } from '../support/stack';
 import { readStream, type StreamedEvent } from '../support/stream';
 
@@ -19,6 +21,9 @@ import { readStream, type StreamedEvent } from '../support/stream';
  * every committed event reaches the stream once, in order per order, even when the relay
  * dies in between). The drill counts how often a kill landed after a publish and before its
  * mark, and insists on at least once: that is the window the duplicate window covers.
+ *
+ * Which orders get events, which types, and when each kill lands come from a seeded RNG:
+ * a fixed seed inside npm test; `SEED=<n>` or `SEED=random` for another. The seed is printed.
  */
 jest.setTimeout(120_000);
 
@@ -31,8 +36,11 @@ let nats: NatsConnection;
 let logDir: string;
 const startedAt = new Date(Date.now() - 1_000);
 const running: ManagedProcess[] = [];
+const seed = chooseSeed();
+const rng = seededRng(seed);
 
 beforeAll(async () => {
+  process.stderr.write(`relay crash test: seed ${seed} (SEED=<n> or SEED=random for another)\n`);
   db = await createTestDatabase();
   nats = (await connect({ servers: stackEnv().natsUrl })) as NatsConnection;
   await ensureOrdersStream(await jetstreamManager(nats));
@@ -74,13 +82,13 @@ async function insertOrders(count: number): Promise<string[]> {
   return ids;
 }
 
-/** One committed transaction appending 1–3 events to a random order. */
+/** One committed transaction appending 1–3 events to an order the RNG picks. */
 async function appendSome(orderIds: string[]): Promise<void> {
-  const orderId = orderIds[Math.floor(Math.random() * orderIds.length)]!;
-  const events = 1 + Math.floor(Math.random() * 3);
+  const orderId = rng.pick(orderIds);
+  const events = rng.int(1, 3);
   await withTransaction(db.pool, async (tx) => {
     for (let i = 0; i < events; i++) {
-      const type = EVENT_TYPES[Math.floor(Math.random() * EVENT_TYPES.length)]!;
+      const type = rng.pick(EVENT_TYPES);
       await appendEvent(tx, { orderId, type, data: { i } });
     }
   });
@@ -111,20 +119,17 @@ async function markedIds(orderIds: string[]): Promise<Set<string>> {
   return new Set(rows.map((row) => row.id));
 }
 
+/** eventually(), with the relay's last log lines in the failure. */
 async function waitUntil(
   condition: () => Promise<boolean>,
   timeoutMs: number,
   what: string,
   relay?: ManagedProcess,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) {
-      const log = relay ? `; the relay's log:\n${await relay.lastLines(20)}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${log}`);
-    }
-    await delay(50);
-  }
+  await eventually(what, condition, {
+    timeoutMs,
+    ...(relay ? { detail: async () => `the relay's log:\n${await relay.lastLines(20)}` } : {}),
+  });
 }
 
 /** Every outbox row of the orders on the stream exactly once, each order's in sequence order. */
@@ -178,7 +183,7 @@ test('when the relay process is SIGKILLed mid-batch again and again while events
         'the relay to publish',
         relay,
       );
-      await delay(50 + Math.random() * 400);
+      await delay(rng.int(50, 450));
       expect(relay.hasExited()).toBe(false); // it died of our kill, not of its own accord
       await relay.stop(); // SIGKILL: no shutdown hook runs
       kills++;

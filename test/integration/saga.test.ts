@@ -1,4 +1,10 @@
-import { DENIED_CUSTOMER, startSagaHarness, type SagaHarness } from '../support/saga-harness';
+import {
+  DENIED_CUSTOMER,
+  startSagaHarness,
+  type SagaHarness,
+  type StartedOrder,
+} from '../support/saga-harness';
+import { eventually } from '../../tools/fixtures/eventually';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
@@ -46,6 +52,48 @@ async function steps(orderId: string): Promise<Record<string, { status: string; 
     [orderId],
   );
   return Object.fromEntries(rows.map((r) => [r.name, { status: r.status, attempts: r.attempts }]));
+}
+
+/** Waits until the workflow itself (its `state` query) is parked at the approval gate. */
+async function atApprovalGate(order: StartedOrder): Promise<void> {
+  await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']); // the database first…
+  await eventually('the saga parked at the approval gate', async () => {
+    const state = await order.handle.query<OrderSagaState>('state'); // …then the workflow
+    return (
+      state.status === 'AWAITING_APPROVAL' &&
+      state.steps.find((s) => s.name === 'approval')?.status === 'RUNNING'
+    );
+  });
+}
+
+/** Waits until the workflow's history records the cancel request (the workflow has it). */
+async function cancelRecorded(order: StartedOrder): Promise<void> {
+  await eventually('WorkflowExecutionCancelRequested in the history', async () => {
+    const { events } = await order.handle.fetchHistory();
+    return (events ?? []).some((event) => event.workflowExecutionCancelRequestedEventAttributes);
+  });
+}
+
+/** Waits until a statement of this database matching `query` (LIKE) waits on a row lock. */
+async function blockedOnLock(query: string): Promise<void> {
+  await eventually(`a statement like ${query} waiting on a row lock`, async () => {
+    const { rows } = await saga.pool.query<{ waiting: number }>(
+      `SELECT count(*)::int AS waiting FROM pg_stat_activity
+        WHERE datname = current_database() AND state = 'active' AND wait_event_type = 'Lock'
+          AND query LIKE $1`,
+      [query],
+    );
+    return rows[0]!.waiting > 0;
+  });
+}
+
+/** What the simulated gateway holds for a charge key: calls made and the answer stored. */
+async function gatewayCharge(orderId: string): Promise<{ calls: number; response: unknown } | undefined> {
+  const { rows } = await saga.pool.query<{ calls: number; response: unknown }>(
+    `SELECT calls, response FROM simulated_provider_requests WHERE provider = 'payment' AND idempotency_key = $1`,
+    [stepKey(workflowIdFor(orderId), 'chargePayment')],
+  );
+  return rows[0];
 }
 
 describe('order saga', () => {
@@ -191,13 +239,24 @@ describe('order saga', () => {
     expect((await saga.eventTypes(order.orderId)).filter((t) => t === 'PaymentCaptured')).toHaveLength(1);
   });
 
-  it('when a refund keeps failing, then the order shows REQUIRES_ATTENTION, and FAILED with the money back once it succeeds', async () => {
+  it('when a refund keeps failing, then the order shows REQUIRES_ATTENTION until it succeeds', async () => {
     const order = await saga.startOrder({ paymentToken: 'tok_refund_flaky', country: 'ZZ' });
+    // The row: REQUIRES_ATTENTION for the 2 s between the third failure and the next try.
     await saga.waitForStatus(order.orderId, ['REQUIRES_ATTENTION']);
-    const described = await order.handle.describe();
-    expect(described.typedSearchAttributes.get({ name: 'OrderStatus', type: 'KEYWORD' } as never)).toBe(
-      'REQUIRES_ATTENTION',
-    );
+    await order.result();
+    // The search attribute, from the history (every value it was set to, in order), rather than
+    // a describe() racing the saga's next step.
+    const { events } = await order.handle.fetchHistory();
+    const statuses = (events ?? []).flatMap((event) => {
+      const field =
+        event.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.OrderStatus;
+      return field?.data ? [JSON.parse(Buffer.from(field.data).toString()) as string] : [];
+    });
+    expect(statuses).toEqual(['COMPENSATING', 'REQUIRES_ATTENTION', 'COMPENSATING', 'FAILED']);
+  });
+
+  it('when a refund that kept failing succeeds, then the order ends FAILED with the money back once', async () => {
+    const order = await saga.startOrder({ paymentToken: 'tok_refund_flaky', country: 'ZZ' });
     await expect(order.result()).resolves.toMatchObject({
       status: 'FAILED',
       failureReason: 'shipping_unavailable',
@@ -207,12 +266,17 @@ describe('order saga', () => {
   });
 
   describe('approval gate', () => {
+    it('when an order needs approval, then the saga waits at the gate with the order AWAITING_APPROVAL', async () => {
+      const order = await saga.startOrder({ requiresApproval: true });
+      await atApprovalGate(order);
+      expect(await orderRow(order.orderId)).toEqual({ status: 'AWAITING_APPROVAL', failure_reason: null });
+      await order.handle.cancel(); // done with it
+      await order.result();
+    });
+
     it('when approved, then the saga goes on to completion', async () => {
       const order = await saga.startOrder({ requiresApproval: true });
-      await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']);
-      const state = await order.handle.query<OrderSagaState>('state');
-      expect(state.status).toBe('AWAITING_APPROVAL');
-      expect(state.steps.find((s) => s.name === 'approval')!.status).toBe('RUNNING');
+      await atApprovalGate(order);
       await order.handle.executeUpdate('approve');
       await expect(order.result()).resolves.toMatchObject({ status: 'COMPLETED' });
       expect((await steps(order.orderId)).approval!.status).toBe('COMPLETED');
@@ -220,7 +284,7 @@ describe('order saga', () => {
 
     it('when rejected, then stock is released and the order fails with approval_rejected', async () => {
       const order = await saga.startOrder({ requiresApproval: true });
-      await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']);
+      await atApprovalGate(order);
       await order.handle.executeUpdate('reject');
       await expect(order.result()).resolves.toMatchObject({
         status: 'FAILED',
@@ -239,24 +303,27 @@ describe('order saga', () => {
       expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
     });
 
-    it('when the order is not awaiting approval, then an approve update is rejected', async () => {
+    it('when the order never needed approval, then an approve update is rejected', async () => {
       const order = await saga.startOrder({ requiresApproval: false, paymentToken: 'tok_ok' });
       await order.result();
       await expect(order.handle.executeUpdate('approve')).rejects.toThrow();
-      const running = await saga.startOrder({ requiresApproval: true });
-      await saga.waitForStatus(running.orderId, ['AWAITING_APPROVAL']);
-      await running.handle.executeUpdate('approve');
-      await expect(running.handle.executeUpdate('approve')).rejects.toMatchObject({
+    });
+
+    it('when the order was approved already, then a second approve is rejected with NotAwaitingApproval', async () => {
+      const order = await saga.startOrder({ requiresApproval: true });
+      await atApprovalGate(order);
+      await order.handle.executeUpdate('approve');
+      await expect(order.handle.executeUpdate('approve')).rejects.toMatchObject({
         cause: { type: 'NotAwaitingApproval' },
       });
-      await running.result();
+      await order.result();
     });
   });
 
   describe('cancellation', () => {
     it('when cancelled while awaiting approval, then the reservation is released and the order ends CANCELLED', async () => {
       const order = await saga.startOrder({ requiresApproval: true });
-      await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']);
+      await atApprovalGate(order);
       await order.handle.cancel();
       await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED', failureReason: null });
       expect(await orderRow(order.orderId)).toEqual({ status: 'CANCELLED', failure_reason: null });
@@ -269,52 +336,68 @@ describe('order saga', () => {
       ]);
     });
 
-    it('when cancelled during a slow payment, then no money is kept and stock returns', async () => {
+    it('when cancelled while the gateway holds the charge, then nothing is charged, the charge key is voided and stock returns', async () => {
+      // tok_slow: the gateway holds the first charge call (slowPaymentMs, 4 s) past the
+      // attempt's 3 s timeout. Cancelled while it holds it (heartbeats carry the cancel to the
+      // attempt, and a cancel-requested activity is not retried), that call is the only one:
+      // the refund finds nothing captured and voids the key.
       const order = await saga.startOrder({ paymentToken: 'tok_slow' });
-      await saga.waitForStatus(order.orderId, ['PENDING']);
-      // Wait for the charge to be in flight, then cancel.
-      const deadline = Date.now() + 10_000;
-      while ((await steps(order.orderId)).chargePayment?.status !== 'RUNNING' && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      await eventually('the gateway holding the first charge call', async () => {
+        const charge = await gatewayCharge(order.orderId);
+        return charge?.calls === 1 && charge.response === null;
+      });
       await order.handle.cancel();
-      await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED' });
-      expect(['NONE', 'REFUNDED']).toContain(await paymentStatus(order.orderId));
+      await expect(order.result()).resolves.toEqual({
+        orderId: order.orderId,
+        status: 'CANCELLED',
+        failureReason: null,
+      });
+      expect(await gatewayCharge(order.orderId)).toEqual({
+        calls: 1,
+        response: { status: 'declined', reason: 'voided' },
+      });
+      expect(await paymentStatus(order.orderId)).toBe('NONE');
       expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
-      const events = await saga.eventTypes(order.orderId);
-      expect(events[events.length - 1]).toBe('OrderCancelled');
-      expect(events).toContain('InventoryReleased');
+      expect(await saga.eventTypes(order.orderId)).toEqual([
+        'OrderCreated',
+        'InventoryReserved',
+        'InventoryReleased',
+        'OrderCancelled',
+      ]);
     });
 
-    it('when cancelled before the reservation completes, then nothing stays reserved and the order ends CANCELLED', async () => {
+    it('when cancelled while the reservation waits for its product row, then what it reserves is released and the order ends CANCELLED', async () => {
       await saga.putProduct('SKU-LOCKED', 700, 5);
       // Hold the product row so reserveInventory (SELECT … FOR UPDATE) blocks inside its
-      // transaction; NO KEY leaves the order lines' foreign-key checks free.
+      // transaction, its ledger key claimed; NO KEY leaves the order lines' foreign-key checks free.
       const blocker = await saga.pool.connect();
+      let order: StartedOrder;
       try {
         await blocker.query('BEGIN');
         await blocker.query(`SELECT 1 FROM products WHERE sku = 'SKU-LOCKED' FOR NO KEY UPDATE`);
-        const order = await saga.startOrder({ items: [{ sku: 'SKU-LOCKED', quantity: 2 }] });
-        const deadline = Date.now() + 10_000;
-        while ((await steps(order.orderId)).reserveInventory?.status !== 'RUNNING' && Date.now() < deadline) {
-          await new Promise((resolve) => setTimeout(resolve, 25));
-        }
+        order = await saga.startOrder({ items: [{ sku: 'SKU-LOCKED', quantity: 2 }] });
+        await blockedOnLock('%FROM products%FOR UPDATE%');
         await order.handle.cancel();
-        await blocker.query('ROLLBACK');
-        await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED', failureReason: null });
-        expect(await saga.stock('SKU-LOCKED')).toEqual({ available: 5, reserved: 0 });
-        expect(await paymentStatus(order.orderId)).toBe('NONE');
-        const events = await saga.eventTypes(order.orderId);
-        expect(events[0]).toBe('OrderCreated');
-        expect(events[events.length - 1]).toBe('OrderCancelled');
-        expect(events).not.toContain('PaymentCaptured');
-        // A reservation that committed despite the cancel is released again.
-        expect(events.filter((t) => t === 'InventoryReserved').length).toBe(
-          events.filter((t) => t === 'InventoryReleased').length,
-        );
+        await cancelRecorded(order); // the workflow has the cancel while the reservation still waits
       } finally {
+        await blocker.query('ROLLBACK');
         blocker.release();
       }
+      // The reservation commits once the row is free (nothing interrupts a running statement);
+      // the release fences the step, waits for that commit and undoes it.
+      await expect(order.result()).resolves.toEqual({
+        orderId: order.orderId,
+        status: 'CANCELLED',
+        failureReason: null,
+      });
+      expect(await saga.stock('SKU-LOCKED')).toEqual({ available: 5, reserved: 0 });
+      expect(await paymentStatus(order.orderId)).toBe('NONE');
+      expect(await saga.eventTypes(order.orderId)).toEqual([
+        'OrderCreated',
+        'InventoryReserved',
+        'InventoryReleased',
+        'OrderCancelled',
+      ]);
     });
 
     it('when cancelled before its first step, then what a lost run left under its keys is undone', async () => {
@@ -327,7 +410,8 @@ describe('order saga', () => {
         carrier: createSimulatedCarrier(saga.pool),
       });
       const order = await saga.startOrder({
-        startDelay: '2s',
+        // Far longer than the test: only the cancel (which ends a start delay) starts the saga.
+        startDelay: '1h',
         beforeStart: async (input) => {
           const workflowId = workflowIdFor(input.orderId);
           const step = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'lost' } });
@@ -347,6 +431,17 @@ describe('order saga', () => {
       expect(await saga.stock(order.sku)).toEqual({ available: 8, reserved: 2 });
       await order.handle.cancel();
       await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED' });
+      // The cancel was there before the saga's first workflow task: the rerun never reached a step.
+      const { events } = await order.handle.fetchHistory();
+      const kinds = (events ?? []).map((event) =>
+        event.workflowExecutionCancelRequestedEventAttributes
+          ? 'cancel'
+          : event.workflowTaskStartedEventAttributes
+            ? 'task'
+            : 'other',
+      );
+      expect(kinds.indexOf('cancel')).toBeGreaterThan(-1);
+      expect(kinds.indexOf('cancel')).toBeLessThan(kinds.indexOf('task'));
       expect(await saga.stock(order.sku)).toEqual({ available: 10, reserved: 0 });
       expect(await saga.eventTypes(order.orderId)).toEqual([
         'OrderCreated',
@@ -356,9 +451,9 @@ describe('order saga', () => {
       ]);
     });
 
-    it('when cancelled twice, then the second request is harmless', async () => {
+    it('when cancelled twice, then the order is cancelled once', async () => {
       const order = await saga.startOrder({ requiresApproval: true });
-      await saga.waitForStatus(order.orderId, ['AWAITING_APPROVAL']);
+      await atApprovalGate(order);
       await order.handle.cancel();
       await order.handle.cancel();
       await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED' });

@@ -14,12 +14,9 @@ import { createLogger } from '../../lib/logger';
 import { startTracing, type Tracing } from '../../lib/tracing';
 import { createSagaWorkers, type SagaWorkers } from '../../worker/create-worker';
 import type { OrderSagaResult } from '../../contracts/index';
-import {
-  eventually,
-  startApiProcess,
-  startWorkerProcess,
-  type ServiceProcess,
-} from '../support/service-process';
+import { eventually } from '../../tools/fixtures/eventually';
+import { orderBody } from '../../tools/fixtures/order';
+import { startApiProcess, startWorkerProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
 
 /**
@@ -38,18 +35,7 @@ const SAGA_STEPS = [
   'completeOrder',
 ];
 
-const order = (sku: string) => ({
-  customerId: `c-${randomUUID().slice(0, 8)}`,
-  items: [{ sku, quantity: 1 }],
-  paymentToken: 'tok_ok',
-  shippingAddress: {
-    name: 'Ada',
-    line1: '1 Main St',
-    city: 'Springfield',
-    postalCode: '12345',
-    country: 'US',
-  },
-});
+const order = (sku: string) => orderBody({ sku, quantity: 1 });
 
 interface SpanView {
   name: string;
@@ -303,8 +289,13 @@ describe('across the real processes, over OTLP/HTTP', () => {
         'COMPLETED',
       60_000,
     );
-    // The workflow's last span is exported a moment after its last activation.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    // The workflow's span ends with its last activation, a moment after the order row says
+    // COMPLETED; the worker's batch processor exports it within its schedule (5 s).
+    await eventually(
+      'the RunWorkflow span of this trace at the collector',
+      () => collector.spans.some((span) => span.traceId === traceId && span.name === 'RunWorkflow:orderSaga'),
+      30_000,
+    );
     // Stopping flushes what the batch processors still hold.
     expect(await api.stop()).toEqual({ code: 0, signal: null });
     expect(await worker.stop()).toEqual({ code: 0, signal: null });

@@ -9,6 +9,8 @@ import { launchChromium } from '../support/chromium';
 import { historySteps } from '../../lib/history-steps';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
+import { eventually } from '../../tools/fixtures/eventually';
+import { orderBody } from '../../tools/fixtures/order';
 
 /**
  * What an operator sees in the Temporal Web UI, in a real headless Chromium: orders placed
@@ -42,18 +44,7 @@ async function placeOrder(sku: string, paymentToken: string): Promise<PlacedOrde
   const response = await app.inject({
     method: 'POST',
     url: '/orders',
-    payload: {
-      customerId,
-      items: [{ sku, quantity: 2 }],
-      paymentToken,
-      shippingAddress: {
-        name: 'Ada',
-        line1: '1 Main St',
-        city: 'Springfield',
-        postalCode: '12345',
-        country: 'US',
-      },
-    },
+    payload: orderBody({ customerId, sku, quantity: 2, paymentToken }),
   });
   expect(response.statusCode).toBe(202);
   const body = response.json<Omit<PlacedOrder, 'customerId' | 'result'>>();
@@ -97,19 +88,20 @@ afterAll(async () => {
 
 /** Opens `url` and reloads until `text` shows, for as long as visibility may lag. */
 async function openUntilVisible(page: Page, url: string, text: string): Promise<void> {
-  const deadline = Date.now() + VISIBILITY_WAIT_MS;
   await page.goto(url);
-  for (;;) {
-    try {
-      await page.getByText(text, { exact: true }).first().waitFor({ state: 'visible', timeout: 3_000 });
-      return;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        throw new Error(`"${text}" not shown at ${url} within ${VISIBILITY_WAIT_MS} ms`, { cause: error });
+  await eventually(
+    `"${text}" shown at ${url}`,
+    async () => {
+      try {
+        await page.getByText(text, { exact: true }).first().waitFor({ state: 'visible', timeout: 3_000 });
+        return true;
+      } catch {
+        await page.reload();
+        return false;
       }
-      await page.reload();
-    }
-  }
+    },
+    { timeoutMs: VISIBILITY_WAIT_MS, intervalMs: 0 },
+  );
 }
 
 async function newPage(): Promise<Page> {

@@ -6,9 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from '../../store/pool';
 import { launch, type ManagedProcess } from '../../tools/dev/processes';
+import { eventually } from '../../tools/fixtures/eventually';
 import { DEFAULT_RELAY_OPTIONS } from '../../relay/relay';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -59,16 +59,15 @@ export async function relayLockHolder(pool: Pool): Promise<number | undefined> {
 
 /** Waits until the relay process holds the lock (it leads); fails if it exits first. */
 export async function waitUntilLeading(relay: ManagedProcess, pool: Pool, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await relayLockHolder(pool)) === undefined) {
-    if (relay.hasExited()) {
-      throw new Error(`the relay exited before it led; its log:\n${await relay.lastLines(30)}`);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `the relay did not lead within ${timeoutMs} ms; its log:\n${await relay.lastLines(30)}`,
-      );
-    }
-    await delay(50);
-  }
+  await eventually(
+    'the relay to lead',
+    async () => {
+      if ((await relayLockHolder(pool)) !== undefined) return true;
+      if (relay.hasExited()) {
+        throw new Error(`the relay exited before it led; its log:\n${await relay.lastLines(30)}`);
+      }
+      return false;
+    },
+    { timeoutMs, detail: async () => `its log:\n${await relay.lastLines(30)}` },
+  );
 }

@@ -9,19 +9,19 @@ import type { Pool } from '../../store/pool';
 import { withTransaction } from '../../store/tx';
 import { insertOrderIfAbsent } from '../../store/orders';
 import {
-  CURRENCY,
   WORKFLOW_TYPE,
   workflowIdFor,
   type OrderSagaInput,
   type OrderSagaResult,
   type OrderStatus,
-  type ShippingAddress,
 } from '../../contracts/index';
 import { startSaga } from '../../api/orders/saga-start';
 import { createSagaWorkers } from '../../worker/create-worker';
 import { createOutboxRelay } from '../../relay/relay';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createLogger } from '../../lib/logger';
+import { eventually } from '../../tools/fixtures/eventually';
+import { sagaInput } from '../../tools/fixtures/order';
 import { createTestDatabase, stackEnv, uniqueTaskQueue } from './stack';
 import { readStream } from './stream';
 
@@ -136,26 +136,15 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
       );
       const price = new Map(rows.map((r) => [r.sku, r.price_cents]));
       const lines = items.map((i) => ({ ...i, unitPriceCents: price.get(i.sku)! }));
-      const orderId = randomUUID();
-      const address: ShippingAddress = {
-        name: 'Ada',
-        line1: '1 Main St',
-        city: 'Springfield',
-        postalCode: '12345',
-        country: order.country ?? 'US',
-      };
-      const input: OrderSagaInput = {
-        orderId,
+      const input = sagaInput({
         customerId: order.customerId ?? 'c-test',
         items: lines,
-        totalCents: lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0),
-        currency: CURRENCY,
-        paymentToken: order.paymentToken ?? 'tok_ok',
-        shippingAddress: address,
-        correlationId: randomUUID(),
-        requiresApproval: order.requiresApproval ?? false,
-        approvalTimeout: order.approvalTimeout ?? '24h',
-      };
+        paymentToken: order.paymentToken,
+        country: order.country,
+        requiresApproval: order.requiresApproval,
+        approvalTimeout: order.approvalTimeout,
+      });
+      const { orderId } = input;
       const workflowId = workflowIdFor(orderId);
       const writeOrder = () => withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
       if (order.beforeStart) {
@@ -185,18 +174,19 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
     },
 
     async waitForStatus(orderId, statuses, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
       let last: OrderStatus | undefined;
-      while (Date.now() < deadline) {
-        const { rows } = await db.pool.query<{ status: OrderStatus }>(
-          'SELECT status FROM orders WHERE id = $1',
-          [orderId],
-        );
-        last = rows[0]?.status;
-        if (last && statuses.includes(last)) return last;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      throw new Error(`order ${orderId} did not reach ${statuses.join('|')} (last: ${last ?? 'none'})`);
+      return eventually(
+        `order ${orderId} ${statuses.join('|')}`,
+        async () => {
+          const { rows } = await db.pool.query<{ status: OrderStatus }>(
+            'SELECT status FROM orders WHERE id = $1',
+            [orderId],
+          );
+          last = rows[0]?.status;
+          return last && statuses.includes(last) ? last : undefined;
+        },
+        { timeoutMs, detail: () => `last status: ${last ?? 'none'}` },
+      );
     },
 
     async eventTypes(orderId) {
@@ -204,16 +194,17 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
         'SELECT id, type, sequence FROM outbox WHERE aggregate_id = $1 ORDER BY sequence',
         [orderId],
       );
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const { rows } = await db.pool.query<{ pending: number }>(
-          'SELECT count(*)::int AS pending FROM outbox WHERE aggregate_id = $1 AND published_at IS NULL',
-          [orderId],
-        );
-        if (rows[0]!.pending === 0) break;
-        if (Date.now() > deadline) throw new Error(`events of ${orderId} still unpublished`);
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
+      await eventually(
+        `every event of ${orderId} published`,
+        async () => {
+          const { rows } = await db.pool.query<{ pending: number }>(
+            'SELECT count(*)::int AS pending FROM outbox WHERE aggregate_id = $1 AND published_at IS NULL',
+            [orderId],
+          );
+          return rows[0]!.pending === 0;
+        },
+        10_000,
+      );
       const streamed = await readStream(nats, startedAt, [orderId]);
       const seen = streamed.map((e) => ({ id: e.msgId, type: e.body.type, sequence: e.body.sequence }));
       const expected = outbox.map((row, i) => ({ id: row.id, type: row.type, sequence: i + 1 }));

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -98,19 +97,4 @@ export async function startWorkerProcess(
     options.timeoutMs ?? START_TIMEOUT_MS,
   );
   return worker;
-}
-
-/** Waits until `probe` is true, failing with `what` after `timeoutMs`. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await delay(100);
-  }
 }

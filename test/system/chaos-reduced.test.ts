@@ -6,8 +6,9 @@
  * the Idempotency-Key storm. The test then reads the run's report and asserts what the
  * drills promise, so a failure names the drill and the broken invariant.
  *
- * The seed is random per run (more interleavings over time) and printed; reproduce a
- * failure with `npm run test:chaos -- --reduced --seed <seed>`.
+ * The seed is fixed (tools/fixtures/seed.ts), so a red run is red again on the same code;
+ * `SEED=<n>` or `SEED=random` asks for another. It is printed; reproduce a failure with
+ * `npm run test:chaos -- --reduced --seed <seed>`.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,6 +16,7 @@ import path from 'node:path';
 import type { DrillResult } from '../../tools/chaos/drills';
 import { DRILLS } from '../../tools/chaos/drills';
 import type { Violation } from '../../tools/chaos/invariants';
+import { chooseSeed } from '../../tools/fixtures/seed';
 import { runScript } from '../support/run-script';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -39,7 +41,8 @@ describe('chaos drills, reduced run', () => {
   it(
     'after every drill, every saga is at rest and every invariant holds: stock and money conserved, ledger keys applied once, each committed event in the stream exactly once and in order',
     async () => {
-      const seed = Math.floor(Math.random() * 2 ** 31);
+      const seed = chooseSeed();
+      process.stderr.write(`chaos reduced run: seed ${seed} (SEED=<n> or SEED=random for another)\n`);
       const reportFile = path.join(dir, 'report.json');
       const logFile = path.join(ROOT, 'test-artifacts', `chaos-reduced-${seed}.log`);
       await mkdir(path.dirname(logFile), { recursive: true });

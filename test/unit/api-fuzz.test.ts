@@ -354,10 +354,13 @@ function expectNoOrder(response: Injected): void {
   });
 }
 
+// Hundreds of requests per property: seconds on a loaded 2-core machine, not jest's default 5.
+jest.setTimeout(60_000);
+
 const params = (numRuns: number) => ({ seed: SEED, numRuns, endOnFailure: true });
 
 describe('POST /orders under fuzzing', () => {
-  it('never answers 5xx; an invalid body changes nothing; a valid one starts exactly one saga', async () => {
+  it('when bodies are random, then there is never a 5xx, an invalid one changes nothing and a valid one starts exactly one saga', async () => {
     await fc.assert(
       fc.asyncProperty(order, idempotencyKey, async (body, key) => {
         await resetEffects();
@@ -384,7 +387,7 @@ describe('POST /orders under fuzzing', () => {
     );
   });
 
-  it('valid orders whose text holds NUL, lone surrogates or other odd characters: refused or accepted whole, never 5xx', async () => {
+  it("when a valid order's text holds NUL, lone surrogates or other odd characters, then it is refused or accepted whole, never a 5xx", async () => {
     const odd = fc.constantFrom(
       '\u0000',
       'a\u0000b',
@@ -452,7 +455,7 @@ describe('POST /orders under fuzzing', () => {
     );
   });
 
-  it('raw payloads (broken JSON, NUL, lone surrogates, huge numbers, deep nesting, __proto__) are refused without a 5xx', async () => {
+  it('when raw payloads are broken JSON, NUL, lone surrogates, huge numbers, deep nesting or __proto__, then they are refused without a 5xx', async () => {
     const valid = JSON.stringify({
       customerId: 'c-1',
       items: [{ sku: 'SKU-1', quantity: 1 }],
@@ -513,7 +516,7 @@ describe('POST /orders under fuzzing', () => {
     );
   });
 
-  it('random headers never make it fail', async () => {
+  it('when headers are random, then it never fails', async () => {
     const headerValue = fc
       .string({ maxLength: 80 })
       .filter((value) => /^[\x20-\x7e\t\x80-\xff]*$/.test(value));
@@ -579,7 +582,7 @@ describe('other routes under fuzzing', () => {
     )
     .map((entries) => new URLSearchParams(entries).toString());
 
-  it('GET, cancel, approve and reject with random ids and queries never answer 5xx or start anything', async () => {
+  it('when GET, cancel, approve and reject get random ids and queries, then they never answer 5xx or start anything', async () => {
     const request = fc.oneof(
       segment.map((id) => ({ method: 'GET' as const, url: `/orders/${id}` })),
       query.map((q) => ({ method: 'GET' as const, url: `/orders?${q}` })),
@@ -605,7 +608,7 @@ describe('other routes under fuzzing', () => {
     );
   });
 
-  it('PUT /inventory/:sku writes only a valid product', async () => {
+  it('when PUT /inventory/:sku gets random input, then it writes only a valid product', async () => {
     const product = fc.record(
       {
         name: fc.oneof(goodString(200), nastyString, nastyNumber),

@@ -6,6 +6,7 @@ import { loadApiConfig } from '../../api/config';
 import { decodeCursor, encodeCursor } from '../../api/orders/cursor';
 import { canonicalJson, fingerprintOf } from '../../api/orders/fingerprint';
 import { buildSagaInput, sagaDetails, sagaSummary } from '../../api/orders/saga-start';
+import { orderBody, shippingAddress } from '../../tools/fixtures/order';
 
 /**
  * The HTTP edge through inject(): a real Fastify app whose Postgres and Temporal are
@@ -51,18 +52,10 @@ interface LooseOrder {
   [extra: string]: unknown;
 }
 
-const validOrder = (): LooseOrder => ({
-  customerId: 'c-42',
-  items: [{ sku: 'SKU-1', quantity: 2 }],
-  paymentToken: 'tok_ok',
-  shippingAddress: {
-    name: 'Ada',
-    line1: '1 Main St',
-    city: 'Springfield',
-    postalCode: '12345',
-    country: 'US',
-  },
-});
+const validOrder = (): LooseOrder => {
+  const { shippingAddress, ...rest } = orderBody({ customerId: 'c-42' });
+  return { ...rest, shippingAddress: { ...shippingAddress } };
+};
 
 type Body = Record<string, unknown>;
 const with_ = (patch: (order: LooseOrder) => void) => {
@@ -236,7 +229,7 @@ describe('POST /orders validation', () => {
     await unreachable.close();
   });
 
-  it('never echoes the payment token', async () => {
+  it('when the payment token is invalid, then the problem never echoes it', async () => {
     const response = await postOrder(with_((o) => (o.paymentToken = 't'.repeat(256))));
     expect(response.body).not.toContain('tttttttt');
   });
@@ -322,7 +315,7 @@ describe('other routes reject bad input before any I/O', () => {
     expect(body.errors?.map((error) => error.field)).toContain(field);
   });
 
-  it('a bodiless POST with a JSON content type is not a JSON error', async () => {
+  it('when a POST has a JSON content type and no body, then it is not a JSON error', async () => {
     const response = await app.inject({
       method: 'POST',
       url: '/orders/nope/cancel',
@@ -333,12 +326,12 @@ describe('other routes reject bad input before any I/O', () => {
 });
 
 describe('problem responses', () => {
-  it('an unknown route is a problem+json 404', async () => {
+  it('when the route is unknown, then the answer is a problem+json 404', async () => {
     const response = await app.inject({ method: 'GET', url: '/nowhere' });
     expectProblem(response, 404, 'not-found');
   });
 
-  it('a validation problem has type, title, status, detail and errors', async () => {
+  it('when validation fails, then the problem has type, title, status, detail and errors', async () => {
     const body = expectProblem(await postOrder({}), 400, 'validation-error');
     expect(Object.keys(body).sort()).toEqual(['detail', 'errors', 'status', 'title', 'type']);
   });
@@ -378,7 +371,7 @@ describe('problem responses', () => {
     await app422.close();
   });
 
-  it('an unexpected failure is a bare 500', async () => {
+  it('when something unexpected fails, then the answer is a bare 500', async () => {
     const broken = appWith({
       pool: { query: () => Promise.reject(new Error('relation "x" at /srv/app.ts')) } as unknown as Pool,
     });
@@ -433,7 +426,7 @@ describe('bearer auth', () => {
     }
   });
 
-  it('an unknown route needs the token too (no route discovery)', async () => {
+  it('when the route is unknown, then the token is needed too (no route discovery)', async () => {
     expectProblem(await secured.inject({ method: 'GET', url: '/admin' }), 401, 'unauthorized');
   });
 
@@ -442,7 +435,7 @@ describe('bearer auth', () => {
     expect(response.statusCode).toBeLessThan(400);
   });
 
-  it('/metrics is public', async () => {
+  it('when /metrics is scraped without a token, then it answers', async () => {
     const response = await secured.inject({ method: 'GET', url: '/metrics' });
     expect(response.statusCode).toBe(200);
     expect(response.body).toContain('http_request_duration_seconds');
@@ -450,13 +443,13 @@ describe('bearer auth', () => {
 });
 
 describe('operations', () => {
-  it('GET /healthz → 200 {status: ok}', async () => {
+  it('when the process runs, then GET /healthz is 200 {status: ok}', async () => {
     const response = await app.inject({ method: 'GET', url: '/healthz' });
     expect(response.statusCode).toBe(200);
     expect(response.json()).toEqual({ status: 'ok' });
   });
 
-  it('GET /readyz → 503 naming each dependency that is down', async () => {
+  it('when dependencies are down, then GET /readyz is 503 naming each', async () => {
     const down = appWith({ pool: unreachablePool(), temporal: unreachableTemporal() });
     const response = await down.inject({ method: 'GET', url: '/readyz' });
     expect(response.statusCode).toBe(503);
@@ -475,7 +468,7 @@ describe('operations', () => {
     await app200.close();
   });
 
-  it('GET /openapi.json describes every route with its statuses', async () => {
+  it('when GET /openapi.json is asked, then it describes every route with its statuses', async () => {
     const spec = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{
       openapi: string;
       paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
@@ -503,7 +496,7 @@ describe('operations', () => {
 });
 
 describe('request ids', () => {
-  it('a sane x-request-id is echoed', async () => {
+  it('when x-request-id is sane, then it is echoed', async () => {
     const response = await app.inject({
       method: 'GET',
       url: '/healthz',
@@ -512,7 +505,7 @@ describe('request ids', () => {
     expect(response.headers['x-request-id']).toBe('req-123');
   });
 
-  it('an insane one is replaced by a uuid', async () => {
+  it('when x-request-id is insane, then it is replaced by a uuid', async () => {
     const response = await app.inject({
       method: 'GET',
       url: '/healthz',
@@ -521,7 +514,7 @@ describe('request ids', () => {
     expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it('errors carry the id too', async () => {
+  it('when the answer is an error, then it carries the id too', async () => {
     const response = await app.inject({
       method: 'GET',
       url: '/nowhere',
@@ -546,7 +539,7 @@ describe('Idempotency-Key header', () => {
     expect(body.errors?.map((error) => error.field)).toEqual(['/idempotency-key']);
   });
 
-  it('"the same body" ignores key order and whitespace', () => {
+  it('when two bodies differ only in key order and whitespace, then they are "the same body"', () => {
     expect(canonicalJson({ b: [1, { d: 1, c: 2 }], a: 'x' })).toBe('{"a":"x","b":[1,{"c":2,"d":1}]}');
     expect(fingerprintOf(JSON.parse('{ "a": 1, "b": 2 }'))).toBe(fingerprintOf({ b: 2, a: 1 }));
     expect(fingerprintOf({ a: 1 })).not.toBe(fingerprintOf({ a: 2 }));
@@ -554,7 +547,7 @@ describe('Idempotency-Key header', () => {
 });
 
 describe('helpers', () => {
-  it('a cursor round-trips, and anything else is refused', () => {
+  it('when a cursor is decoded, then an encoded one round-trips and anything else is refused', () => {
     const key = { createdUs: 1_795_306_237_010_708, id: '32c4dac8-e69c-4f34-92ef-b9860896c4cf' };
     expect(decodeCursor(encodeCursor(key))).toEqual(key);
     for (const bad of [
@@ -567,7 +560,7 @@ describe('helpers', () => {
     }
   });
 
-  it('prices come from the catalog; approval from the threshold; the summary reads well', () => {
+  it('when a saga input is built, then prices come from the catalog, approval from the threshold, and the summary reads well', () => {
     const config = loadApiConfig({ ...baseEnv, APPROVAL_THRESHOLD_CENTS: '2598' });
     const body = {
       customerId: 'c-42',
@@ -576,7 +569,7 @@ describe('helpers', () => {
         { sku: 'A|B', quantity: 1 },
       ],
       paymentToken: 'tok_secret',
-      shippingAddress: { name: 'Ada', line1: '1 Main St', city: 'S', postalCode: '1', country: 'US' },
+      shippingAddress: shippingAddress(),
     };
     const prices = new Map([
       ['SKU-1', 1299],

@@ -48,7 +48,7 @@ import { escapeXml, linearTicks, logBounds, logTicks, renderChart } from '../../
 describe('percentiles', () => {
   const oneToHundred = Array.from({ length: 100 }, (_, index) => index + 1);
 
-  it('are nearest-rank: always a measured value', () => {
+  it('when a percentile is taken, then it is nearest-rank: always a measured value', () => {
     expect(percentile(oneToHundred, 50)).toBe(50);
     expect(percentile(oneToHundred, 95)).toBe(95);
     expect(percentile(oneToHundred, 99)).toBe(99);
@@ -58,18 +58,18 @@ describe('percentiles', () => {
     expect(percentile([10, 20, 30, 40], 50)).toBe(20);
   });
 
-  it('of one sample is that sample, of none is NaN', () => {
+  it('when there is one sample, then every percentile is that sample; when none, NaN', () => {
     expect(percentile([7], 99)).toBe(7);
     expect(percentile([], 50)).toBeNaN();
   });
 
-  it('count an unfinished saga (Infinity) in the tail instead of dropping it', () => {
+  it('when a saga is unfinished (Infinity), then it counts in the tail instead of being dropped', () => {
     const latencies = [...Array.from({ length: 98 }, () => 100), Infinity, Infinity];
     expect(summarize(latencies).p50).toBe(100);
     expect(summarize(latencies).p99).toBe(Infinity);
   });
 
-  it('summarize sorts its input and leaves it alone', () => {
+  it("when samples are summarized, then the statistics come from them sorted and the caller's array is left alone", () => {
     const values = [30, 10, 20];
     expect(summarize(values)).toEqual({ count: 3, min: 10, mean: 20, p50: 20, p95: 30, p99: 30, max: 30 });
     expect(values).toEqual([30, 10, 20]);
@@ -77,13 +77,13 @@ describe('percentiles', () => {
 });
 
 describe('open-loop schedule', () => {
-  it('sends request i at i / rate seconds', () => {
+  it('when the rate is given, then request i is sent at i / rate seconds', () => {
     expect(scheduledOffsetMs(0, 10)).toBe(0);
     expect(scheduledOffsetMs(5, 10)).toBe(500);
     expect(scheduledOffsetMs(3, 40)).toBe(75);
   });
 
-  it('counts the requests due so far, the first at once', () => {
+  it('when time passes, then the requests due so far are counted, the first at once', () => {
     expect(dueCount(-1, 10, 100)).toBe(0);
     expect(dueCount(0, 10, 100)).toBe(1);
     expect(dueCount(99, 10, 100)).toBe(1);
@@ -91,12 +91,12 @@ describe('open-loop schedule', () => {
     expect(dueCount(999, 10, 100)).toBe(10);
   });
 
-  it('catches up after a late timer but never sends more than the step holds', () => {
+  it('when a timer fires late, then it catches up but never sends more than the step holds', () => {
     expect(dueCount(5_000, 10, 30)).toBe(30);
     expect(dueCount(350, 20, 100)).toBe(8);
   });
 
-  it('sizes a step and says how long to sleep', () => {
+  it('when a step is planned, then it is sized and says how long to sleep', () => {
     expect(requestCount(20, 12_000)).toBe(240);
     expect(requestCount(0.01, 1_000)).toBe(1);
     expect(msUntilDue(3, 10, 250)).toBe(50);
@@ -121,7 +121,7 @@ function sample(overrides: Partial<OrderSample>): OrderSample {
 describe('step metrics', () => {
   const window = { startedAtMs: 0, durationMs: 10_000, offeredPerS: 10 };
 
-  it('measure throughput and keeping up in the second half of the step', () => {
+  it('when a step ends, then throughput and keeping up are measured in its second half', () => {
     // 100 orders, one every 100 ms, each done 200 ms after it was due.
     const samples = Array.from({ length: 100 }, (_, index) =>
       sample({
@@ -144,7 +144,7 @@ describe('step metrics', () => {
     expect(metrics.saga.p99).toBe(200);
   });
 
-  it('see a backlog growing when sagas finish slower than they arrive', () => {
+  it('when sagas finish slower than they arrive, then the backlog is seen growing', () => {
     // Due every 100 ms, but each takes 100 ms more than the previous one.
     const samples = Array.from({ length: 100 }, (_, index) =>
       sample({ dueAtMs: index * 100, doneAtMs: index * 200 + 50 }),
@@ -154,7 +154,7 @@ describe('step metrics', () => {
     expect(metrics.completedPerS).toBeCloseTo(5, 0);
   });
 
-  it('count failed requests and unexpected outcomes as errors, unfinished sagas as Infinity', () => {
+  it('when requests fail or outcomes are unexpected, then they count as errors, and unfinished sagas as Infinity', () => {
     const samples = [
       sample({}),
       sample({ status: 'FAILED', expected: 'COMPLETED' }),
@@ -172,7 +172,7 @@ describe('step metrics', () => {
     expect(metrics.endToEnd.max).toBe(Infinity);
   });
 
-  it('gather every event lag of the accepted orders', () => {
+  it('when orders are accepted, then every event lag of theirs is gathered', () => {
     const metrics = stepMetrics(window, [sample({ lagsMs: [3, 5] }), sample({ lagsMs: [40] })], {});
     expect(metrics.outboxLag).toMatchObject({ count: 3, p50: 5, max: 40 });
   });
@@ -189,11 +189,11 @@ describe('saturation decision', () => {
     saga: summarize([100, 200, 300]),
   };
 
-  it('sustains a step within every bound', () => {
+  it('when a step is within every bound, then it is sustained', () => {
     expect(judgeStep(good, DEFAULT_BOUNDS)).toEqual({ sustained: true, reasons: [] });
   });
 
-  it('breaks on saga p99, a growing backlog, errors, unfinished sagas or a client that fell behind', () => {
+  it('when saga p99, a growing backlog, errors, unfinished sagas or a lagging client exceed their bound, then the step breaks', () => {
     const cases: Array<[Partial<typeof good>, RegExp]> = [
       [{ saga: summarize([100, 2_000]) }, /saga p99 2000 ms > 1000 ms/],
       [{ saga: summarize([100, Infinity]) }, /saga p99 unfinished/],
@@ -211,7 +211,7 @@ describe('saturation decision', () => {
     }
   });
 
-  it('allows errors up to the configured ratio', () => {
+  it('when errors stay within the configured ratio, then the step is still sustained', () => {
     expect(judgeStep({ ...good, errors: 3 }, { ...DEFAULT_BOUNDS, maxErrorRatio: 0.01 }).sustained).toBe(
       true,
     );
@@ -227,7 +227,7 @@ describe('saturation search', () => {
     probe,
   });
 
-  it('climbs at most by doubling, so a search that starts low does not jump to the next rung', () => {
+  it('when a search starts low, then it climbs at most by doubling and does not jump to the next rung', () => {
     expect(nextRate([step(1, true)], ladder, options)).toEqual({ ratePerS: 2, probe: 'ladder' });
     expect(nextRate([step(1, true), step(2, true), step(4, true)], ladder, options)).toEqual({
       ratePerS: 8,
@@ -236,7 +236,7 @@ describe('saturation search', () => {
     expect(nextRate([step(8, true)], ladder, options)).toEqual({ ratePerS: 10, probe: 'ladder' });
   });
 
-  it('climbs the ladder while steps are sustained, and stops at its top', () => {
+  it('when steps are sustained, then the search climbs the ladder and stops at its top', () => {
     expect(nextRate([], ladder, options)).toEqual({ ratePerS: 10, probe: 'ladder' });
     expect(nextRate([step(10, true), step(20, true)], ladder, options)).toEqual({
       ratePerS: 40,
@@ -251,7 +251,7 @@ describe('saturation search', () => {
     ).toBeUndefined();
   });
 
-  it('refines once between the last sustained rate and the first failed one', () => {
+  it('when a step fails after a sustained one, then the search refines once between them', () => {
     const tried = [step(10, true), step(20, true), step(40, false)];
     expect(nextRate(tried, ladder, options)).toEqual({ ratePerS: 30, probe: 'refine' });
     expect(nextRate([...tried, step(30, true, 'refine')], ladder, options)).toBeUndefined();
@@ -259,11 +259,11 @@ describe('saturation search', () => {
     expect(nextRate(tried, ladder, { ...options, refine: false })).toBeUndefined();
   });
 
-  it('does not refine a gap narrower than refineGap', () => {
+  it('when the gap is narrower than refineGap, then the search does not refine it', () => {
     expect(nextRate([step(60, true), step(65, false)], [60, 65], options)).toBeUndefined();
   });
 
-  it('steps down by halves while nothing is sustained, then refines upward', () => {
+  it('when nothing is sustained, then the search steps down by halves, then refines upward', () => {
     expect(nextRate([step(10, false)], ladder, options)).toEqual({ ratePerS: 5, probe: 'down' });
     expect(nextRate([step(10, false), step(5, false, 'down')], ladder, options)).toEqual({
       ratePerS: 2,
@@ -282,11 +282,11 @@ describe('saturation search', () => {
     });
   });
 
-  it('stops at the step limit', () => {
+  it('when the step limit is reached, then the search stops', () => {
     expect(nextRate([step(10, true), step(20, true)], ladder, { ...options, maxSteps: 2 })).toBeUndefined();
   });
 
-  it('reports the highest sustained step and the most productive one', () => {
+  it('when the search ends, then it reports the highest sustained step and the most productive one', () => {
     const steps = [
       { ...step(10, true), completedPerS: 10 },
       { ...step(20, true), completedPerS: 19.8 },
@@ -299,7 +299,7 @@ describe('saturation search', () => {
     expect(saturationOf([{ ...step(10, false), completedPerS: 3 }]).sustained).toBeUndefined();
   });
 
-  it('starts a later search at a given rate, then follows the ladder', () => {
+  it('when a later search is given a start rate, then it starts there and follows the ladder', () => {
     expect(ladderFrom(ladder, 36)).toEqual([36, 40, 60, 80]);
     expect(ladderFrom(ladder, 40)).toEqual([40, 60, 80]);
     expect(ladderFrom(ladder, 500)).toEqual([500]);
@@ -308,20 +308,20 @@ describe('saturation search', () => {
 });
 
 describe('CPU from /proc', () => {
-  it('parses a stat line whose command name holds spaces and parentheses', () => {
+  it("when a stat line's command name holds spaces and parentheses, then it is parsed", () => {
     const line =
       '4242 (postgres: a (b) c) S 4200 4242 4242 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 1 0 12345 1000 10 0';
     expect(parseProcStat(line)).toEqual({ pid: 4242, comm: 'postgres: a (b) c', ppid: 4200, ticks: 210 });
     expect(parseProcStat('garbage')).toBeUndefined();
   });
 
-  it('reads busy and total ticks from the cpu line of /proc/stat', () => {
+  it('when /proc/stat is read, then busy and total ticks come from its cpu line', () => {
     const text = 'cpu  100 5 50 800 20 1 2 3 0 0\ncpu0 50 2 25 400 10 0 1 1 0 0\nintr 1';
     expect(parseCpuTotals(text)).toEqual({ busy: 161, iowait: 20, total: 981 });
     expect(parseCpuTotals('nothing')).toBeUndefined();
   });
 
-  it('tells the services apart by command line', () => {
+  it('when processes are classified, then the services are told apart by command line', () => {
     expect(classifyCommand(['/usr/bin/node', '--import', 'tsx', 'api/server.ts'])).toBe('api');
     expect(classifyCommand(['node', '--import', 'tsx', 'worker/main.ts'])).toBe('worker');
     expect(classifyCommand(['node', '--import', 'tsx', 'relay/main.ts'])).toBe('relay');
@@ -334,7 +334,7 @@ describe('CPU from /proc', () => {
     expect(classifyCommand(['bash'])).toBeUndefined();
   });
 
-  it('adds each process to the service of its nearest classified ancestor, below the root only', () => {
+  it('when a process is unclassified, then it counts for its nearest classified ancestor, below the root only', () => {
     const processes: ProcStat[] = [
       { pid: 1, comm: 'init', ppid: 0, ticks: 1_000 },
       { pid: 10, comm: 'node', ppid: 1, ticks: 500 }, // the bench (root)
@@ -348,7 +348,7 @@ describe('CPU from /proc', () => {
     expect(ticksByRole(processes, 10, (pid) => roles[pid])).toEqual({ postgres: 100, api: 70 });
   });
 
-  it('turns two samples into CPU per service and the share used by other work', () => {
+  it('when two samples are taken, then they give CPU per service and the share used by other work', () => {
     const at = (
       atMs: number,
       roles: CpuSample['roles'],
@@ -374,7 +374,7 @@ describe('CPU from /proc', () => {
 });
 
 describe('SVG chart', () => {
-  it('picks round linear ticks and whole-decade log bounds', () => {
+  it('when axes are drawn, then linear ticks are round and log bounds whole decades', () => {
     expect(linearTicks(0, 105)).toEqual([0, 20, 40, 60, 80, 100, 120]);
     expect(linearTicks(0, 10)).toEqual([0, 2, 4, 6, 8, 10]);
     expect(logBounds([3, 450])).toEqual({ min: 1, max: 1_000 });
@@ -382,7 +382,7 @@ describe('SVG chart', () => {
     expect(logTicks(1, 100)).toEqual([1, 2, 5, 10, 20, 50, 100]);
   });
 
-  it('draws one polyline per series, and unfinished (infinite) points as hollow markers on the top edge', () => {
+  it('when a chart is rendered, then each series is one polyline and unfinished (infinite) points hollow markers on the top edge', () => {
     const svg = renderChart({
       title: 'latency <p99> & rate',
       xLabel: 'offered rate',
@@ -424,7 +424,7 @@ describe('SVG chart', () => {
     expect(Number(first?.[1])).toBeLessThan(400);
   });
 
-  it('escapes every XML special character', () => {
+  it('when text holds XML special characters, then every one is escaped', () => {
     expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&apos;&amp;&apos;&lt;/a&gt;');
   });
 });
@@ -449,7 +449,7 @@ describe('saga shape', () => {
   ];
   const steps = calls.map((recorded) => stepFromCall(recorded, replayQueue, 'orders'));
 
-  it("keeps every recorded step, in order, local or not, with its arguments, on the saga's queues", () => {
+  it("when steps are recorded, then every one is kept, in order, local or not, with its arguments, on the saga's queues", () => {
     expect(steps.map(stepLabel)).toEqual([
       'createOrder [local]',
       'reserveInventory [local]',
@@ -465,7 +465,7 @@ describe('saga shape', () => {
     expect(rebaseQueue('q-payments', 'q', 'r')).toBe('r-payments');
   });
 
-  it("turns the steps into a shape relative to the workflow's queue, and describes it", () => {
+  it("when steps are recorded, then they become a shape relative to the workflow's queue, which is described", () => {
     const shape = shapeOf(steps, 'orders');
     expect(shape).toEqual([
       { local: true },
@@ -484,7 +484,7 @@ describe('saga shape', () => {
     expect(describeShape([{ local: true }])).toBe('1 local activity');
   });
 
-  it('offers the all-activities and all-local variants that differ from the saga', () => {
+  it('when the bare runs are planned, then the all-activities and all-local variants that differ from the saga are offered', () => {
     const variants = shapeVariants(shapeOf(steps, 'orders'));
     expect(variants.map((variant) => [variant.name, describeShape(variant.shape)])).toEqual([
       ['all activities', '6 activities, 1 on a second task queue'],
@@ -533,7 +533,7 @@ describe('saga shape', () => {
   }
   const localNames = ['createOrder', 'reserveInventory', 'completeOrder'];
 
-  it('reads from a history its input, queue, activities and the local activities its markers name', () => {
+  it('when a history is read, then its input, queue, activities and the local activities its markers name come out', () => {
     const facts = readHistory(historyOf(steps[3]!.args, localNames));
     expect(facts.input).toEqual({ orderId: '1' });
     expect(facts.taskQueue).toBe('orders');
@@ -547,7 +547,7 @@ describe('saga shape', () => {
     expect(disagreements(steps, facts)).toEqual([]);
   });
 
-  it('reports a replay that does not match the history', () => {
+  it('when a replay does not match the history, then it is reported', () => {
     const otherArgs = readHistory(historyOf([{ idempotencyKey: 'order-2:chargePayment' }], localNames));
     expect(disagreements(steps, otherArgs)).toEqual([
       "the arguments of chargePayment differ from the history's",
@@ -617,18 +617,18 @@ function idleStep(p50: number, p99: number): StepRecord {
 }
 
 describe('report', () => {
-  it('formats latencies, with – for none and ∞ for unfinished', () => {
+  it('when latencies are formatted, then none is – and unfinished is ∞', () => {
     expect(formatMs(3.14159)).toBe('3.1');
     expect(formatMs(123.6)).toBe('124');
     expect(formatMs(Number.NaN)).toBe('–');
     expect(formatMs(Infinity)).toBe('∞');
   });
 
-  it('writes markdown tables with pipes escaped', () => {
+  it('when a markdown table is written, then pipes are escaped', () => {
     expect(markdownTable(['a', 'b'], [['1', 'x|y']])).toBe('| a | b |\n| --- | --- |\n| 1 | x\\|y |');
   });
 
-  it('renders a result with missing phases without throwing', () => {
+  it('when a result misses phases, then it still renders', () => {
     const markdown = renderMarkdown(emptyResult({ notes: ['a note'] }));
     expect(markdown).toContain('Test CPU, 2 cores, 4 GiB');
     expect(markdown).toContain('load average at start 2.50 2.00 1.00');
@@ -638,7 +638,7 @@ describe('report', () => {
     expect(markdown).toContain('- a note');
   });
 
-  it("names the saga's shape, each step's kind and queue, and the bare runs' shapes", () => {
+  it("when a report is rendered, then it names the saga's shape, each step's kind and queue, and the bare runs' shapes", () => {
     const markdown = renderMarkdown(
       emptyResult({
         saga: {
@@ -677,7 +677,7 @@ describe('report', () => {
 });
 
 describe('result JSON', () => {
-  it('keeps unfinished latencies infinite and empty statistics NaN through a round trip', () => {
+  it('when a result makes a round trip, then unfinished latencies stay infinite and empty statistics NaN', () => {
     const result = {
       idle: {
         saga: { count: 2, min: 5, mean: Infinity, p50: 5, p95: Infinity, p99: Infinity, max: Infinity },
@@ -696,7 +696,7 @@ describe('result JSON', () => {
     expect(back.ratios.sagaOverBare).toBeNull();
   });
 
-  it('reads a schema 1 result (before local activities) as schema 2, every step an activity', () => {
+  it('when a schema 1 result (before local activities) is read, then it becomes schema 2, every step an activity', () => {
     const { schema: _schema, saga: _saga, bare: _bare, ...rest } = emptyResult();
     const v1 = {
       ...rest,

@@ -167,7 +167,7 @@ describe('event sequences', () => {
     expect(eventSequenceProblems(types).join('\n')).toContain(problem);
   });
 
-  it('the row must agree with the events', () => {
+  it('when the order row and its events disagree, then a problem is named', () => {
     const order = (status: string, failureReason: string | null): OrderRow => ({
       id: 'o',
       status,
@@ -466,11 +466,11 @@ describe('stream against outbox', () => {
     ...patch,
   });
 
-  it('agrees when each row is there once, in order', () => {
+  it('when each outbox row is on the stream once, in order, then there is no problem', () => {
     expect(streamProblems(rows, [message(0), message(1)])).toEqual([]);
   });
 
-  it('names a message without Nats-Msg-Id, a wrong subject and a body that disagrees', () => {
+  it('when a message lacks Nats-Msg-Id, has a wrong subject or a body that disagrees, then each is named', () => {
     expect(streamProblems(rows, [message(0, { msgId: undefined }), message(1)])).toContain(
       'stream message 10 has no Nats-Msg-Id',
     );

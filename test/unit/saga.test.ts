@@ -148,7 +148,7 @@ describe('Saga', () => {
 });
 
 describe('reverseBatches', () => {
-  it('groups only consecutive compensations of the same group', () => {
+  it('when compensations share a group, then only consecutive ones are batched together', () => {
     const noop = () => Promise.resolve();
     const batches = reverseBatches([
       { name: 'a', group: 'g', run: noop },

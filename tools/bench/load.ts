@@ -6,6 +6,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import { orderBody } from '../fixtures/order';
 import { wallNow } from './cpu';
 import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from './lib/schedule';
 import { DROPPED, type OrderSample, type StepWindow, type TerminalStatus } from './lib/step';
@@ -31,21 +32,15 @@ export class RequestError extends Error {
 export const BENCH_SKU = 'BENCH-1';
 const REQUEST_TIMEOUT_MS = 10_000;
 
-function orderBody(kind: OrderKind): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      customerId: 'bench-customer',
-      items: [{ sku: BENCH_SKU, quantity: 1 }],
-      paymentToken: kind === 'ok' ? 'tok_ok' : 'tok_declined',
-      shippingAddress: {
-        name: 'Bench',
-        line1: '1 Load St',
-        city: 'Springfield',
-        postalCode: '12345',
-        country: 'US',
-      },
-    }),
-  );
+/** The bench's order (tools/fixtures/order.ts): one BENCH-1, paid or declined. */
+function requestBody(kind: OrderKind): Buffer {
+  const body = orderBody({
+    customerId: 'bench-customer',
+    sku: BENCH_SKU,
+    quantity: 1,
+    paymentToken: kind === 'ok' ? 'tok_ok' : 'tok_declined',
+  });
+  return Buffer.from(JSON.stringify(body));
 }
 
 export interface HttpDriver extends Driver {
@@ -57,7 +52,7 @@ export function createHttpDriver(apiUrl: string, bearerToken?: string): HttpDriv
   const url = new URL(apiUrl);
   if (url.hostname !== '127.0.0.1') throw new Error(`the bench only loads 127.0.0.1, not ${url.hostname}`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
-  const bodies: Record<OrderKind, Buffer> = { ok: orderBody('ok'), declined: orderBody('declined') };
+  const bodies: Record<OrderKind, Buffer> = { ok: requestBody('ok'), declined: requestBody('declined') };
   const headers = (body: Buffer): http.OutgoingHttpHeaders => ({
     'content-type': 'application/json',
     'content-length': body.length,

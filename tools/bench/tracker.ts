@@ -4,8 +4,8 @@
  * (OrderCompleted, OrderFailed, OrderCancelled) gives when the saga ended (its occurredAt)
  * and every event gives the outbox lag (stream timestamp − occurredAt).
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { DeliverPolicy, jetstream, type ConsumerMessages } from '@nats-io/jetstream';
+import { answerWithin } from '../fixtures/eventually';
 import type { OutboxMessage } from '../../store/outbox';
 import { STREAM_NAME, SUBJECT_PREFIX } from '../../contracts/index';
 import type { NatsConnection } from '../../relay/stream';
@@ -100,13 +100,14 @@ export class Tracker {
     return this.waitFor(() => this.open.size > 0, timeoutMs, signal);
   }
 
+  /** True once `busy` is false; false at the deadline (the caller reports what is unfinished). */
   private async waitFor(busy: () => boolean, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (busy()) {
-      if (Date.now() >= deadline) return false;
-      await delay(50, undefined, { signal });
-    }
-    return true;
+    const idle = await answerWithin('the tracked orders finished', () => !busy(), {
+      timeoutMs,
+      intervalMs: 50,
+      signal,
+    });
+    return idle === true;
   }
 
   private earlyFor(id: string): EarlyNews | undefined {

@@ -9,6 +9,8 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from '../../store/pool';
 import { STREAM_NAME, TERMINAL_STATUSES } from '../../contracts/index';
+import { answerWithin, eventually } from '../fixtures/eventually';
+import { orderBody } from '../fixtures/order';
 import type { Fleet } from './fleet';
 import { evaluate, gatherSnapshot, waitUntilSettled, type Violation } from './invariants';
 import {
@@ -130,9 +132,20 @@ async function seedProducts(pool: Pool, products: Record<string, [number, number
   }
 }
 
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition() && Date.now() < deadline) await delay(100);
+/**
+ * Waits until the load has had `share` of the drill's orders accepted; a load that never
+ * gets there fails the fault (a finding) instead of faulting an idle system.
+ */
+function loadReaches(context: FaultContext, share: number): Promise<boolean> {
+  return eventually(
+    `${Math.round(share * 100)} % of the orders accepted`,
+    () => context.progress() >= share,
+    {
+      timeoutMs: 120_000,
+      intervalMs: 100,
+      detail: () => `the load is at ${Math.round(context.progress() * 100)} %`,
+    },
+  );
 }
 
 /** Keeps asking the API a few questions, on its own status tally, until `stop.now`. */
@@ -153,12 +166,7 @@ async function probeApi(
       // An unknown sku: refused (422) when the catalog answers, so no order is ever created.
       probe.call('POST', '/orders', {
         timeoutMs: 10_000,
-        body: {
-          customerId: 'c-probe',
-          items: [{ sku: 'NO-SUCH-SKU', quantity: 1 }],
-          paymentToken: 'tok_ok',
-          shippingAddress: { name: 'P', line1: '1', city: 'C', postalCode: '1', country: 'US' },
-        },
+        body: orderBody({ customerId: 'c-probe', sku: 'NO-SUCH-SKU', quantity: 1 }),
       }),
     ]);
     await delay(200);
@@ -310,7 +318,7 @@ const workerKills: Fault = async (context) => {
   let inFlightAtFault = 0;
   for (let kill = 1; kill <= context.mode.workerKills; kill++) {
     // Spread the kills over the load: after ~15 %, ~45 %, ~75 % of the orders, plus jitter.
-    await waitFor(() => context.progress() >= (kill - 0.5) / (context.mode.workerKills + 0.5), 120_000);
+    await loadReaches(context, (kill - 0.5) / (context.mode.workerKills + 0.5));
     await delay(context.rng.int(0, 1_500));
     inFlightAtFault = Math.max(inFlightAtFault, await context.inFlight());
     await context.fleet.kill('worker');
@@ -324,7 +332,7 @@ const workerKills: Fault = async (context) => {
 
 /** Postgres crashes (immediate shutdown), stays down, comes back; the API is probed meanwhile. */
 const postgresRestart: Fault = async (context) => {
-  await waitFor(() => context.progress() >= 0.3, 120_000);
+  await loadReaches(context, 0.3);
   const inFlightAtFault = await context.inFlight();
   const { rows } = await context.pool.query<{ id: string }>(
     `SELECT o.id FROM orders o JOIN order_items i ON i.order_id = o.id WHERE i.sku = ANY($1::text[]) LIMIT 1`,
@@ -349,7 +357,7 @@ const postgresRestart: Fault = async (context) => {
 };
 
 const temporalRestart: Fault = async (context) => {
-  await waitFor(() => context.progress() >= 0.3, 120_000);
+  await loadReaches(context, 0.3);
   const inFlightAtFault = await context.inFlight();
   const stop = { now: false };
   const downAt = Date.now();
@@ -370,7 +378,7 @@ const temporalRestart: Fault = async (context) => {
 };
 
 const natsOutage: Fault = async (context) => {
-  await waitFor(() => context.progress() >= 0.3, 120_000);
+  await loadReaches(context, 0.3);
   const inFlightAtFault = await context.inFlight();
   const downAt = Date.now();
   await context.stack.nats.stop('graceful');
@@ -402,21 +410,24 @@ const relayKills: Fault = async (context) => {
   };
   let inFlightAtFault = 0;
   for (let kill = 1; kill <= context.mode.relayKills; kill++) {
-    await waitFor(() => context.progress() >= (kill - 0.5) / (context.mode.relayKills + 0.5), 120_000);
+    await loadReaches(context, (kill - 0.5) / (context.mode.relayKills + 0.5));
     inFlightAtFault = Math.max(inFlightAtFault, await context.inFlight());
     await context.fleet.kill('relay');
-    const backlogDeadline = Date.now() + 4_000;
-    while ((await counts()).pending < 40 && Date.now() < backlogDeadline) await delay(100);
+    // Best effort, and recorded in the note: a backlog of 40 within 4 s, and the new relay's
+    // first publish within 30 s (kill it mid-batch); either way the relay is killed then.
+    await answerWithin('a backlog of 40', async () => (await counts()).pending >= 40, {
+      timeoutMs: 4_000,
+      intervalMs: 100,
+    });
     const before = await counts();
     const seqBefore = await lastSeq();
     const starting = context.fleet.start('relay').catch(() => undefined);
-    const deadline = Date.now() + 30_000;
     let seqAtKill = seqBefore;
-    while (Date.now() < deadline) {
-      seqAtKill = await lastSeq();
-      if (seqAtKill > seqBefore) break;
-      await delay(5);
-    }
+    await answerWithin(
+      'the restarted relay publishing',
+      async () => (seqAtKill = await lastSeq()) > seqBefore,
+      { timeoutMs: 30_000, intervalMs: 5 },
+    );
     await context.fleet.kill('relay');
     await starting;
     const after = await counts();
@@ -444,18 +455,7 @@ async function idempotencyStorm(env: DrillEnv): Promise<DrillResult> {
   const since = new Date(Date.now() - 5_000);
   const keys = Array.from({ length: mode.stormKeys }, (_, k) => ({
     key: `storm-${env.runId}-${k}`,
-    body: {
-      customerId: `c-${prefix}-${k}`,
-      items: [{ sku, quantity: 1 + (k % 3) }],
-      paymentToken: 'tok_ok',
-      shippingAddress: {
-        name: 'Ada',
-        line1: '1 Main St',
-        city: 'Springfield',
-        postalCode: '12345',
-        country: 'US',
-      },
-    },
+    body: orderBody({ customerId: `c-${prefix}-${k}`, sku, quantity: 1 + (k % 3) }),
   }));
   env.log(`drill idempotency-storm: ${mode.stormKeys} keys × ${mode.stormCopies} concurrent POSTs`);
   const answers = await Promise.all(

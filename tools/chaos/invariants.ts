@@ -12,6 +12,7 @@
  * undoing runs in reverse; a failed or cancelled order undoes everything it acquired; a
  * completed one undoes nothing. No event type repeats within one order.
  */
+import { answerWithin } from '../fixtures/eventually';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import type { Pool } from '../../store/pool';
@@ -566,25 +567,34 @@ async function scopeIds(pool: Pool, options: CheckOptions): Promise<string[]> {
  */
 export async function waitUntilSettled(options: CheckOptions & { pollMs?: number }): Promise<SettleResult> {
   const started = Date.now();
-  const timeoutMs = options.settleTimeoutMs ?? 120_000;
-  for (;;) {
-    const ids = await scopeIds(options.pool, options);
-    const { rows } = await options.pool.query<{ not_terminal: number; unpublished: number }>(
-      `SELECT (SELECT count(*)::int FROM orders WHERE id = ANY($1::uuid[]) AND status <> ALL($2::text[])) AS not_terminal,
-              (SELECT count(*)::int FROM outbox WHERE aggregate_id = ANY($1::uuid[])
-                  AND published_at IS NULL AND parked_at IS NULL) AS unpublished`,
-      [ids, [...TERMINAL_STATUSES]],
-    );
-    const { not_terminal: notTerminal, unpublished } = rows[0]!;
-    const missing =
-      (options.orderIds ?? []).length > 0 ? await countMissing(options.pool, options.orderIds!) : 0;
-    const waitedMs = Date.now() - started;
-    const settled = notTerminal === 0 && unpublished === 0 && missing === 0;
-    if (settled || waitedMs >= timeoutMs) {
-      return { settled, waitedMs, orders: ids.length, notTerminal, unpublished };
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 250));
-  }
+  let last: SettleResult | undefined;
+  const settled = await answerWithin(
+    'the orders in scope at rest',
+    async () => {
+      const ids = await scopeIds(options.pool, options);
+      const { rows } = await options.pool.query<{ not_terminal: number; unpublished: number }>(
+        `SELECT (SELECT count(*)::int FROM orders WHERE id = ANY($1::uuid[]) AND status <> ALL($2::text[])) AS not_terminal,
+                (SELECT count(*)::int FROM outbox WHERE aggregate_id = ANY($1::uuid[])
+                    AND published_at IS NULL AND parked_at IS NULL) AS unpublished`,
+        [ids, [...TERMINAL_STATUSES]],
+      );
+      const { not_terminal: notTerminal, unpublished } = rows[0]!;
+      const missing =
+        (options.orderIds ?? []).length > 0 ? await countMissing(options.pool, options.orderIds!) : 0;
+      const atRest = notTerminal === 0 && unpublished === 0 && missing === 0;
+      last = {
+        settled: atRest,
+        waitedMs: Date.now() - started,
+        orders: ids.length,
+        notTerminal,
+        unpublished,
+      };
+      return atRest ? last : undefined;
+    },
+    { timeoutMs: options.settleTimeoutMs ?? 120_000, intervalMs: options.pollMs ?? 250 },
+  );
+  // Not at rest in time: the last look says how far it got (the drill reports it).
+  return settled ?? last!;
 }
 
 async function countMissing(pool: Pool, orderIds: readonly string[]): Promise<number> {

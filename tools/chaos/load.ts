@@ -6,32 +6,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { orderBody, type OrderBody } from '../fixtures/order';
+import type { Rng } from '../fixtures/seed';
 
-// ---------------------------------------------------------------------------------------
-// Seeded randomness
-
-export interface Rng {
-  next(): number;
-  int(min: number, max: number): number;
-  pick<T>(items: readonly T[]): T;
-}
-
-/** mulberry32: small, fast and reproducible from one seed. */
-export function seededRng(seed: number): Rng {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  return {
-    next,
-    int: (min, max) => min + Math.floor(next() * (max - min + 1)),
-    pick: (items) => items[Math.floor(next() * items.length)]!,
-  };
-}
+// Seeded randomness lives in tools/fixtures/seed.ts (the relay crash test uses it too).
+export { seededRng, type Rng } from '../fixtures/seed';
+export type { OrderBody } from '../fixtures/order';
 
 // ---------------------------------------------------------------------------------------
 // HTTP
@@ -206,13 +186,6 @@ const WEIGHTS: Record<Scenario, number> = {
 /** A customer the worker's fraud screening refuses (FRAUD_DENY_LIST). */
 export const DENIED_CUSTOMER = 'c-chaos-fraudster';
 
-export interface OrderBody {
-  customerId: string;
-  items: Array<{ sku: string; quantity: number }>;
-  paymentToken: string;
-  shippingAddress: { name: string; line1: string; city: string; postalCode: string; country: string };
-}
-
 export interface PlannedOrder {
   scenario: Scenario;
   body: OrderBody;
@@ -256,18 +229,12 @@ function bodyFor(scenario: Scenario, rng: Rng, catalog: Catalog, customerId: str
         : ['approve', 'reject', 'cancelAwaiting'].includes(scenario)
           ? [{ sku: catalog.expensive, quantity: 2 }]
           : oneStandard();
-  return {
+  return orderBody({
     customerId: scenario === 'fraud' ? DENIED_CUSTOMER : customerId,
     items,
     paymentToken: token[scenario] ?? rng.pick(['tok_ok', 'tok_ok', 'tok_flaky']),
-    shippingAddress: {
-      name: 'Ada',
-      line1: '1 Main St',
-      city: 'Springfield',
-      postalCode: '12345',
-      country: scenario === 'carrierRefused' || scenario === 'refundFlaky' ? 'ZZ' : 'US',
-    },
-  };
+    country: scenario === 'carrierRefused' || scenario === 'refundFlaky' ? 'ZZ' : 'US',
+  });
 }
 
 /** How a scenario may end; anything else is reported as an unexpected outcome. */

@@ -1,5 +1,5 @@
 /**
- * `npm run test:chaos [-- --reduced] [-- --drills a,b] [-- --seed N] [-- --keep]`
+ * `npm run test:chaos [-- --reduced] [-- --drills a,b] [-- --seed N|random] [-- --keep]`
  * `npm run test:chaos -- --soak [--minutes N] [--rate R]`
  *
  * Starts its own stack (Postgres, Temporal dev server, NATS) on fresh data in a temp dir,
@@ -10,6 +10,10 @@
  *
  * Everything is bounded: each wait has a deadline, the whole run a budget, and every child
  * process is stopped on the way out (also on failure, Ctrl-C, or a budget overrun).
+ *
+ * The seed (the order mix, the faults' moments): --seed, else the SEED environment variable,
+ * else a fixed default (tools/fixtures/seed.ts); `random` asks for a fresh one. It is printed
+ * at the start and in the report, so any run can be replayed.
  */
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +32,7 @@ import { ensureOrdersStream } from '../../relay/stream';
 import { DRILLS, FULL, REDUCED, finalCheck, type DrillEnv, type DrillResult, type Mode } from './drills';
 import { Fleet } from './fleet';
 import type { Violation } from './invariants';
+import { chooseSeed } from '../fixtures/seed';
 import { ApiClient, DENIED_CUSTOMER, seededRng } from './load';
 import type { ServiceName } from './services';
 import { runSoak, type SoakResult } from './soak';
@@ -72,7 +77,7 @@ function loadConfig(argv: string[]): RunConfig {
   return {
     mode: values.reduced ? REDUCED : FULL,
     drills,
-    seed: values.seed ? number('seed', values.seed, 0, 2 ** 32 - 1) : Math.floor(Math.random() * 2 ** 31),
+    seed: chooseSeed(values.seed ?? process.env.SEED),
     keep: values.keep ?? false,
     soak: values.soak
       ? {
