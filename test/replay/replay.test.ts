@@ -40,11 +40,11 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-test('there are committed histories to replay', async () => {
+test('when the replay band runs, then there are committed histories to replay', async () => {
   expect((await loadHistories()).length).toBeGreaterThanOrEqual(1);
 });
 
-test('every committed history replays against the current workflow code', async () => {
+test('when every committed history is replayed against the current workflow code, then each replays', async () => {
   const histories = await loadHistories();
   const failures: string[] = [];
   for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
@@ -85,7 +85,7 @@ async function replayAltered(
  * Proof that the band can fail: a copy of the workflow whose first two steps are swapped
  * (reserve stock before writing the order) must not replay the committed histories.
  */
-test('a workflow with two steps swapped fails replay with a determinism violation', async () => {
+test('when a workflow has two steps swapped, then replay fails with a determinism violation', async () => {
   const errors = await replayAltered(
     (source) =>
       source
@@ -103,7 +103,7 @@ test('a workflow with two steps swapped fails replay with a determinism violatio
  * on, the histories recorded before the change (v1) that reach the changed steps no longer
  * replay.
  */
-test('without its patched() guards, the v2 workflow breaks the v1 histories that reach the change', async () => {
+test('when the v2 workflow loses its patched() guards, then it breaks the v1 histories that reach the change', async () => {
   const v1 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v1'));
   expect(v1.length).toBeGreaterThan(0);
   // Only the v2 guards: the v3 one, forced on, would break every v1 history at its first step.
@@ -121,7 +121,7 @@ test('without its patched() guards, the v2 workflow breaks the v1 histories that
  * The v3 change (database steps as local activities) is guarded too: forced on, every v2
  * history breaks at its first step, which it recorded as an activity, not a marker.
  */
-test('without its patched() guard, the v3 workflow breaks every v2 history', async () => {
+test('when the v3 workflow loses its patched() guard, then it breaks every v2 history', async () => {
   const v2 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v2'));
   expect(v2.length).toBeGreaterThan(0);
   const errors = await replayAltered((source) => source.replace('patched(PATCHES.localDbSteps)', 'true'), v2);
