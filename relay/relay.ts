@@ -213,7 +213,11 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
         findOnStream(
           js,
           jsm,
-          uncovered.map((row) => ({ id: row.id, subject: row.subject, floorSeq: row.publish_floor_seq ?? 0 })),
+          uncovered.map((row) => ({
+            id: row.id,
+            subject: row.subject,
+            floorSeq: row.publish_floor_seq ?? 0,
+          })),
           options.publishTimeoutMs,
         ),
       );
