@@ -28,6 +28,8 @@ export interface FailedRow {
 export interface BatchPlan {
   /** Rows found on the stream (a lost PubAck): count as published without sending. */
   onStream: ReadonlySet<string>;
+  /** Rows not to send in this batch (their lookup failed); their orders' later rows wait. */
+  held: ReadonlySet<string>;
   /**
    * Rows whose earlier attempt the duplicate window still covers, with the moment
    * (performance.now()) after which it no longer safely does: past it the row is not sent
@@ -45,7 +47,7 @@ export interface PublishOutcome {
   failed: FailedRow[];
   /** Set when NATS could not take messages at all; nothing more was sent after it. */
   outage: { error: unknown } | undefined;
-  /** Rows not sent because the window ran out while the batch was under way (next batch). */
+  /** Rows not sent: held, or their window ran out while the batch was under way (next batch). */
   deferred: number;
   /** The highest stream sequence a PubAck named (0 if none): the stream's last is no lower. */
   highestSeq: number;
@@ -79,7 +81,7 @@ export async function publishRows(
         continue;
       }
       const sendBefore = plan.sendBefore.get(row.id);
-      if (sendBefore !== undefined && performance.now() >= sendBefore) {
+      if (plan.held.has(row.id) || (sendBefore !== undefined && performance.now() >= sendBefore)) {
         outcome.deferred += events.length - index; // the order's later events wait behind it
         return;
       }

@@ -193,7 +193,8 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
 
   /**
    * Of `rows` whose earliest unverified attempt is older than the window minus the margin,
-   * the ids found on the stream; and when the others' windows run out.
+   * the ids found on the stream (or, if JetStream refused the lookup, held back as failed
+   * attempts); and when the others' windows run out.
    */
   async function planBatch(rows: PendingOutboxRow[], window: StreamPosition) {
     const windowMs = Math.min(options.duplicateWindowMs, window.duplicateWindowMs);
@@ -206,30 +207,39 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       if (row.attempt_age_ms >= coveredMs) uncovered.push(row);
       else sendBefore.set(row.id, now + coveredMs - row.attempt_age_ms);
     }
-    let onStream = new Set<string>();
-    if (uncovered.length > 0) {
+    const plan = {
+      onStream: new Set<string>(),
+      held: new Set<string>(),
+      sendBefore,
+      verified: [] as string[],
+      lookupFailures: [] as FailedRow[],
+    };
+    if (uncovered.length === 0) return plan;
+    try {
       const jsm = await js.jetstreamManager(false);
-      onStream = await talkingToNats(() =>
-        findOnStream(
-          js,
-          jsm,
-          uncovered.map((row) => ({
-            id: row.id,
-            subject: row.subject,
-            floorSeq: row.publish_floor_seq ?? 0,
-          })),
-          options.publishTimeoutMs,
-        ),
-      );
-      metrics.lookups.inc({ result: 'found' }, onStream.size);
-      metrics.lookups.inc({ result: 'absent' }, uncovered.length - onStream.size);
-      logger.info(
-        { lookedUp: uncovered.length, found: onStream.size, windowMs },
-        'looked up events on the stream whose earlier publish the duplicate window no longer covers',
-      );
+      const lookups = uncovered.map((row) => ({
+        id: row.id,
+        subject: row.subject,
+        floorSeq: row.publish_floor_seq ?? 0,
+      }));
+      plan.onStream = await findOnStream(js, jsm, lookups, options.publishTimeoutMs);
+    } catch (error) {
+      if (isNatsUnavailable(error, nats)) throw new NatsUnavailableError(error);
+      // JetStream answered but would not let us look: those rows (and their orders' later
+      // events) wait, counted as failed attempts like a refused publish, so the rest of the
+      // batch goes on and a lookup that never works ends in a parked event, not a stuck relay.
+      plan.held = new Set(uncovered.map((row) => row.id));
+      plan.lookupFailures = uncovered.map((row) => ({ row, error }));
+      return plan;
     }
-    const verified = uncovered.filter((row) => !onStream.has(row.id)).map((row) => row.id);
-    return { onStream, sendBefore, verified };
+    metrics.lookups.inc({ result: 'found' }, plan.onStream.size);
+    metrics.lookups.inc({ result: 'absent' }, uncovered.length - plan.onStream.size);
+    logger.info(
+      { lookedUp: uncovered.length, found: plan.onStream.size, windowMs },
+      'looked up events on the stream whose earlier publish the duplicate window no longer covers',
+    );
+    plan.verified = uncovered.filter((row) => !plan.onStream.has(row.id)).map((row) => row.id);
+    return plan;
   }
 
   /** One batch: select, look up, record the attempt, publish per order in sequence, mark. */
@@ -240,7 +250,7 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     const plan = await planBatch(rows, known);
     await recordPublishAttempts(
       pool,
-      rows.filter((row) => !plan.onStream.has(row.id)).map((row) => row.id),
+      rows.filter((row) => !plan.onStream.has(row.id) && !plan.held.has(row.id)).map((row) => row.id),
       plan.verified,
       known.lastSeq,
     );
@@ -253,9 +263,10 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     metrics.published.inc(lags.length);
     metrics.duplicates.inc(outcome.duplicates);
     for (const lag of lags) metrics.lag.observe(lag);
-    if (outcome.failed.length > 0) {
-      metrics.failures.inc(outcome.failed.length);
-      await recordFailures(outcome.failed);
+    const failed = [...plan.lookupFailures, ...outcome.failed];
+    if (failed.length > 0) {
+      metrics.failures.inc(failed.length);
+      await recordFailures(failed);
     }
     if (outcome.outage !== undefined) {
       metrics.failures.inc();

@@ -40,6 +40,7 @@ function row(orderId: string, sequence: number): PendingOutboxRow {
 
 const plan = (parts: Partial<BatchPlan> = {}): BatchPlan => ({
   onStream: new Set(),
+  held: new Set(),
   sendBefore: new Map(),
   ...parts,
 });
@@ -75,5 +76,15 @@ test("when an event's duplicate window ran out before it could be sent, then nei
 
   expect(sent.sort()).toEqual(['a-1', 'b-1']);
   expect(outcome.published.map((published) => published.id).sort()).toEqual(['a-1', 'b-1']);
+  expect(outcome.deferred).toBe(2);
+});
+
+test('when an event is held back (its lookup failed), then neither it nor its order’s later events are sent', async () => {
+  const { js, sent } = fakeJetStream();
+  const rows = [row('a', 1), row('a', 2), row('b', 1)];
+
+  const outcome = await publishRows(js, nats, rows, plan({ held: new Set(['a-1']) }), options);
+
+  expect(sent).toEqual(['b-1']);
   expect(outcome.deferred).toBe(2);
 });
