@@ -13,6 +13,7 @@ import { SUBJECT_PREFIX, workflowIdFor, type EventType } from '../../contracts/i
 import { createOutboxRelay, NatsUnavailableError, type OutboxRelay } from '../../relay/relay';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createPrivateNats, type PrivateNats } from '../support/private-nats';
+import type { Pool } from '../../store/pool';
 import { createTestDatabase } from '../support/stack';
 import { readStream } from '../support/stream';
 
@@ -102,9 +103,9 @@ async function startReplyDroppingProxy(targetPort: number): Promise<ReplyDroppin
   return state;
 }
 
-function newRelay(registry: Registry): OutboxRelay {
+function newRelay(registry: Registry, pool: Pool = db.pool): OutboxRelay {
   const relay = createOutboxRelay({
-    pool: db.pool,
+    pool,
     nats: relayConnection,
     logger: createLogger('relay-exactly-once-test', 'silent'),
     options: { pollIntervalMs: 100, publishTimeoutMs: 1_000, duplicateWindowMs: WINDOW_MS },
@@ -112,6 +113,18 @@ function newRelay(registry: Registry): OutboxRelay {
   });
   relays.push(relay);
   return relay;
+}
+
+/** The test database's pool, except that the relay's mark (the UPDATE after the PubAcks) fails. */
+function poolThatLosesMarks(): Pool {
+  const query = (text: unknown, ...rest: unknown[]): Promise<unknown> =>
+    typeof text === 'string' && text.includes('SET published_at')
+      ? Promise.reject(new Error('Connection terminated unexpectedly'))
+      : (db.pool.query as (...args: unknown[]) => Promise<unknown>).call(db.pool, text, ...rest);
+  return new Proxy(db.pool, {
+    get: (target, property, receiver): unknown =>
+      property === 'query' ? query : (Reflect.get(target, property, receiver) as unknown),
+  });
 }
 
 async function insertOrder(): Promise<string> {
@@ -236,4 +249,32 @@ test('when JetStream stored an event but its PubAck was lost and NATS then staye
   expect(await relay.drainOnce()).toBe(1);
   expect(await streamedIds(orderId)).toEqual([created!.id, reserved!.id, completed!.id]);
   expect(await counterValues(registry, 'outbox_stream_lookups_total')).toEqual({ found: 1, absent: 1 });
+});
+
+test('when the relay published a batch but could not mark it and stayed away longer than the duplicate window, then the relay that takes over finds the events on the stream and sends none of them again', async () => {
+  const orderId = await insertOrder();
+  const appended = await appendCommitted(orderId, ['OrderCreated', 'InventoryReserved', 'PaymentCaptured']);
+  const ids = appended.map((message) => message.id);
+  const crashed = newRelay(new Registry(), poolThatLosesMarks());
+  await expect(crashed.drainOnce()).rejects.toThrow('Connection terminated unexpectedly');
+  expect(await streamedIds(orderId)).toEqual(ids);
+  for (const id of ids) expect(await outboxRow(id)).toMatchObject({ published: false });
+  const probeId = `probe-${randomUUID()}`;
+  expect(await probeStoredAsNew(probeId)).toBe(true);
+
+  // Nothing marks them for two windows (the database's clock), and JetStream forgets them.
+  await waitFor(
+    async () => ((await outboxRow(ids[2]!)).attempt_age_ms ?? 0) > 2 * WINDOW_MS,
+    15_000,
+    'two duplicate windows to pass',
+  );
+  await waitFor(() => probeStoredAsNew(probeId), 15_000, 'JetStream to forget the probe');
+
+  const registry = new Registry();
+  const successor = newRelay(registry);
+  expect(await successor.drainOnce()).toBe(3);
+
+  expect(await streamedIds(orderId)).toEqual(ids);
+  for (const id of ids) expect(await outboxRow(id)).toMatchObject({ published: true });
+  expect(await counterValues(registry, 'outbox_stream_lookups_total')).toEqual({ found: 3, absent: 0 });
 });
