@@ -196,16 +196,15 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
    * the ids found on the stream (or, if JetStream refused the lookup, held back as failed
    * attempts); and when the others' windows run out.
    */
-  async function planBatch(rows: PendingOutboxRow[], window: StreamPosition) {
+  async function planBatch(rows: PendingOutboxRow[], selectedAt: number, window: StreamPosition) {
     const windowMs = Math.min(options.duplicateWindowMs, window.duplicateWindowMs);
     const coveredMs = windowMs - Math.min(options.duplicateWindowMarginMs, windowMs / 2);
-    const now = performance.now();
     const uncovered: PendingOutboxRow[] = [];
     const sendBefore = new Map<string, number>();
     for (const row of rows) {
       if (row.attempt_age_ms === null) continue;
       if (row.attempt_age_ms >= coveredMs) uncovered.push(row);
-      else sendBefore.set(row.id, now + coveredMs - row.attempt_age_ms);
+      else sendBefore.set(row.id, selectedAt + coveredMs - row.attempt_age_ms);
     }
     const plan = {
       onStream: new Set<string>(),
@@ -244,10 +243,12 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
 
   /** One batch: select, look up, record the attempt, publish per order in sequence, mark. */
   async function relayBatch(): Promise<{ selected: number; published: number }> {
+    // No later than the database measured the rows' attempt ages: deadlines err early.
+    const selectedAt = performance.now();
     const rows = await selectPendingEvents(pool, options.batchSize);
     if (rows.length === 0) return { selected: 0, published: 0 };
     const known = await talkingToNats(streamPosition);
-    const plan = await planBatch(rows, known);
+    const plan = await planBatch(rows, selectedAt, known);
     await recordPublishAttempts(
       pool,
       rows.filter((row) => !plan.onStream.has(row.id) && !plan.held.has(row.id)).map((row) => row.id),
