@@ -29,12 +29,14 @@ async function main(): Promise<void> {
     pollIntervalMs: config.pollIntervalMs,
     maxAttempts: config.maxAttempts,
     retentionMs: config.retentionMs,
+    duplicateWindowMs: config.duplicateWindowMs,
   };
   const horizonMs = retryHorizonMs({ ...DEFAULT_RELAY_OPTIONS, ...options });
   if (config.duplicateWindowMs <= horizonMs) {
+    // Still exactly once (late retries are looked up on the stream first), only slower.
     logger.warn(
       { duplicateWindowMs: config.duplicateWindowMs, retryHorizonMs: horizonMs },
-      'NATS_DUPLICATE_WINDOW is not longer than the retry horizon: a late retry could publish a duplicate',
+      'NATS_DUPLICATE_WINDOW is not longer than the retry horizon: late retries will be looked up on the stream before they are sent',
     );
   }
   const relay = createOutboxRelay({ pool, nats, logger, options, registry: register });

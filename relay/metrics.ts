@@ -7,6 +7,7 @@ import { describeError } from './describe-error';
 export interface RelayMetrics {
   published: Counter;
   duplicates: Counter;
+  lookups: Counter<'result'>;
   failures: Counter;
   lag: Histogram;
   leader: Gauge;
@@ -62,6 +63,12 @@ export function createRelayMetrics(registry: Registry, pool: Pool, logger: Logge
     duplicates: new Counter({
       name: 'outbox_publish_duplicates_total',
       help: 'Publishes JetStream acknowledged as duplicates (re-sends after a crash before marking).',
+      registers,
+    }),
+    lookups: new Counter({
+      name: 'outbox_stream_lookups_total',
+      help: 'Events looked up on the stream before a re-publish the duplicate window no longer covered, by result (found: not sent again).',
+      labelNames: ['result'],
       registers,
     }),
     failures: new Counter({

@@ -24,8 +24,22 @@ export interface FailedRow {
   error: unknown;
 }
 
+/** What the relay already knows about some rows of a batch before it publishes them. */
+export interface BatchPlan {
+  /** Rows found on the stream (a lost PubAck): count as published without sending. */
+  onStream: ReadonlySet<string>;
+  /** Rows not to send in this batch (their lookup failed); their orders' later rows wait. */
+  held: ReadonlySet<string>;
+  /**
+   * Rows whose earlier attempt the duplicate window still covers, with the moment
+   * (performance.now()) after which it no longer safely does: past it the row is not sent
+   * but left for the next batch, which looks it up on the stream first.
+   */
+  sendBefore: ReadonlyMap<string, number>;
+}
+
 export interface PublishOutcome {
-  /** Rows JetStream acknowledged, duplicates included. */
+  /** Rows JetStream acknowledged (duplicates included) or already held. */
   published: PendingOutboxRow[];
   /** How many of those JetStream had already stored (re-sends after a crash before marking). */
   duplicates: number;
@@ -33,23 +47,44 @@ export interface PublishOutcome {
   failed: FailedRow[];
   /** Set when NATS could not take messages at all; nothing more was sent after it. */
   outage: { error: unknown } | undefined;
+  /** Rows not sent: held, or their window ran out while the batch was under way (next batch). */
+  deferred: number;
+  /** The highest stream sequence a PubAck named (0 if none): the stream's last is no lower. */
+  highestSeq: number;
 }
 
 /**
  * Publishes different orders concurrently and each order's events one by one, each after
- * the PubAck of the one before. After a failure the order's later events are not sent;
- * after an outage nothing more is sent.
+ * the PubAck of the one before (or after finding it on the stream). After a failure or a
+ * deferral the order's later events are not sent; after an outage nothing more is sent.
  */
 export async function publishRows(
   js: JetStreamClient,
   nats: NatsConnection,
   rows: PendingOutboxRow[],
+  plan: BatchPlan,
   options: PublishOptions,
 ): Promise<PublishOutcome> {
-  const outcome: PublishOutcome = { published: [], duplicates: 0, failed: [], outage: undefined };
+  const outcome: PublishOutcome = {
+    published: [],
+    duplicates: 0,
+    failed: [],
+    outage: undefined,
+    deferred: 0,
+    highestSeq: 0,
+  };
   await forEachConcurrently(groupByOrder(rows), options.publishConcurrency, async (events) => {
-    for (const row of events) {
+    for (const [index, row] of events.entries()) {
       if (outcome.outage !== undefined) return;
+      if (plan.onStream.has(row.id)) {
+        outcome.published.push(row);
+        continue;
+      }
+      const sendBefore = plan.sendBefore.get(row.id);
+      if (plan.held.has(row.id) || (sendBefore !== undefined && performance.now() >= sendBefore)) {
+        outcome.deferred += events.length - index; // the order's later events wait behind it
+        return;
+      }
       try {
         const ack = await js.publish(row.subject, row.body, {
           msgID: row.id,
@@ -57,6 +92,7 @@ export async function publishRows(
           expect: { streamName: STREAM_NAME },
         });
         if (ack.duplicate) outcome.duplicates++;
+        outcome.highestSeq = Math.max(outcome.highestSeq, ack.seq);
         outcome.published.push(row);
       } catch (error) {
         if (isNatsUnavailable(error, nats)) outcome.outage ??= { error };
@@ -95,7 +131,7 @@ const UNAVAILABLE_ERRORS = new Set([
  * it: an hour-long NATS outage would otherwise park every pending event. Only errors
  * where JetStream answered and refused this message count as the event's failures.
  */
-function isNatsUnavailable(error: unknown, nats: NatsConnection): boolean {
+export function isNatsUnavailable(error: unknown, nats: NatsConnection): boolean {
   if (nats.isClosed() || nats.isDraining()) return true;
   if (error instanceof JetStreamApiError) return error.status === 503;
   return error instanceof Error && UNAVAILABLE_ERRORS.has(error.name);

@@ -16,16 +16,28 @@
  *    an order's events are published one after another, each after the PubAck of the
  *    previous one, and after a failure that order's later events stay for a later batch.
  *    So event n+1 is only ever sent once event n is on the stream.
- * 4. Once. Each message carries `Nats-Msg-Id` = the row id and JetStream drops a
- *    re-publish of an id within the stream's duplicate window (relay/stream.ts). A crash
- *    (or lost Postgres connection) between the PubAck and the UPDATE that marks the rows
- *    only means the batch is published again, and JetStream acknowledges it as a
- *    duplicate, which we count as published.
+ * 4. Once, however long it takes. Each message carries `Nats-Msg-Id` = the row id, and
+ *    JetStream drops a re-publish of an id within the stream's duplicate window
+ *    (relay/stream.ts). A lost PubAck, or a crash (or lost Postgres connection) between
+ *    the PubAck and the UPDATE that marks the rows, only means the batch is published
+ *    again, and JetStream acknowledges it as a duplicate, which we count as published.
+ *    The window alone has a time limit: after an outage longer than it, a blind re-publish
+ *    would be stored as new. So before its first publish of a row the relay records the
+ *    attempt (`publish_attempted_at`) and the stream's last sequence it knows
+ *    (`publish_floor_seq`; a copy stored later gets a higher one). A row whose earliest
+ *    unverified attempt is older than the window minus a margin is not re-published
+ *    blind: the relay first reads the row's subject after that sequence, headers only,
+ *    for its `Nats-Msg-Id` (relay/stream-lookup.ts). Found: marked published, not sent.
+ *    Not found: that attempt never landed, and the row is published as a new first
+ *    attempt. A row whose window runs out while its batch is under way is left for the
+ *    next batch (publisher.ts, `sendBefore`). Both ages are measured on the database's
+ *    clock; the window is the shorter of the relay's setting and the stream's own.
  * 5. One active relay. Leadership is a session advisory lock on a dedicated connection;
  *    standbys retry every second. The lock keeps the work to one process, but points 3
  *    and 4 hold even if two relays overlap for a moment (an old leader finishing its
  *    batch while a new one starts): both only send n+1 after n is on the stream, and
- *    the duplicate window drops the second copy.
+ *    the duplicate window drops the second copy (a lookup happens only for attempts the
+ *    window no longer covers, which no live relay has in flight).
  * Events of rolled-back transactions are never visible to the relay's queries.
  *
  * This file is the loop; leadership.ts holds the lock, publisher.ts talks to JetStream,
@@ -36,16 +48,19 @@ import { register as defaultRegistry, type Registry } from 'prom-client';
 import {
   deleteExpiredEvents,
   markEventsPublished,
+  recordPublishAttempts,
   recordPublishFailures,
   selectPendingEvents,
+  type PendingOutboxRow,
 } from '../store/outbox';
 import type { Pool } from '../store/pool';
 import type { Logger } from '../lib/logger';
 import { describeError } from './describe-error';
 import { acquireLeadership, type LeaderSession } from './leadership';
 import { createRelayMetrics } from './metrics';
-import { NatsUnavailableError, publishRows, type FailedRow } from './publisher';
-import type { NatsConnection } from './stream';
+import { isNatsUnavailable, NatsUnavailableError, publishRows, type FailedRow } from './publisher';
+import { DEFAULT_DUPLICATE_WINDOW_MS, type NatsConnection } from './stream';
+import { findOnStream, readStreamPosition, type StreamPosition } from './stream-lookup';
 import { backoffDelay, sleep, Wakeup } from './timing';
 
 export { NatsUnavailableError } from './publisher';
@@ -74,6 +89,16 @@ export interface RelayOptions {
   retryMaxMs: number;
   /** Whole-loop backoff while NATS (or Postgres) is unavailable. */
   outageBackoffMaxMs: number;
+  /**
+   * The stream's duplicate window, as created by relay/stream.ts (NATS_DUPLICATE_WINDOW);
+   * the relay trusts the shorter of this and the stream's configured one.
+   */
+  duplicateWindowMs: number;
+  /**
+   * How much earlier than the window's end a possibly-landed attempt stops counting as
+   * covered (a message in flight, timer granularity); at most half the window.
+   */
+  duplicateWindowMarginMs: number;
 }
 
 export const DEFAULT_RELAY_OPTIONS: Readonly<RelayOptions> = {
@@ -89,6 +114,8 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<RelayOptions> = {
   retryBaseMs: 1_000,
   retryMaxMs: 5 * 60_000,
   outageBackoffMaxMs: 5_000,
+  duplicateWindowMs: DEFAULT_DUPLICATE_WINDOW_MS,
+  duplicateWindowMarginMs: 60_000,
 };
 
 export interface RelayDeps {
@@ -115,8 +142,10 @@ export interface OutboxRelay {
 }
 
 /**
- * The longest an event can keep failing before it is parked: the stream's duplicate window
- * must be longer, so a retry of a publish that did land is still recognised as a duplicate.
+ * The longest an event can keep failing before it is parked. With a duplicate window longer
+ * than this, a retry of a publish that did land is recognised by JetStream as a duplicate;
+ * with a shorter one, late retries are looked up on the stream first (point 4): still
+ * once, at the cost of a read.
  */
 export function retryHorizonMs(
   options: Pick<RelayOptions, 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs'>,
@@ -141,11 +170,93 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
   let loop: Promise<void> | undefined;
   let leader = false;
 
-  /** One batch: select, publish per order in sequence, mark, record failures. */
+  /**
+   * The stream's last sequence as far as this relay knows (a floor for anything it
+   * publishes next) and its duplicate window; read from the stream when unknown, i.e. at
+   * first and after an outage, and raised by every PubAck.
+   */
+  let position: StreamPosition | undefined;
+  async function streamPosition(): Promise<StreamPosition> {
+    position ??= await readStreamPosition(await js.jetstreamManager(false));
+    return position;
+  }
+
+  /** NATS errors outside a publish (position, lookup) mean the same as inside one. */
+  async function talkingToNats<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isNatsUnavailable(error, nats)) throw new NatsUnavailableError(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Of `rows` whose earliest unverified attempt is older than the window minus the margin,
+   * the ids found on the stream (or, if JetStream refused the lookup, held back as failed
+   * attempts); and when the others' windows run out.
+   */
+  async function planBatch(rows: PendingOutboxRow[], selectedAt: number, window: StreamPosition) {
+    const windowMs = Math.min(options.duplicateWindowMs, window.duplicateWindowMs);
+    const coveredMs = windowMs - Math.min(options.duplicateWindowMarginMs, windowMs / 2);
+    const uncovered: PendingOutboxRow[] = [];
+    const sendBefore = new Map<string, number>();
+    for (const row of rows) {
+      if (row.attempt_age_ms === null) continue;
+      if (row.attempt_age_ms >= coveredMs) uncovered.push(row);
+      else sendBefore.set(row.id, selectedAt + coveredMs - row.attempt_age_ms);
+    }
+    const plan = {
+      onStream: new Set<string>(),
+      held: new Set<string>(),
+      sendBefore,
+      verified: [] as string[],
+      lookupFailures: [] as FailedRow[],
+    };
+    if (uncovered.length === 0) return plan;
+    try {
+      const jsm = await js.jetstreamManager(false);
+      const lookups = uncovered.map((row) => ({
+        id: row.id,
+        subject: row.subject,
+        floorSeq: row.publish_floor_seq ?? 0,
+      }));
+      plan.onStream = await findOnStream(js, jsm, lookups, options.publishTimeoutMs);
+    } catch (error) {
+      if (isNatsUnavailable(error, nats)) throw new NatsUnavailableError(error);
+      // JetStream answered but would not let us look: those rows (and their orders' later
+      // events) wait, counted as failed attempts like a refused publish, so the rest of the
+      // batch goes on and a lookup that never works ends in a parked event, not a stuck relay.
+      plan.held = new Set(uncovered.map((row) => row.id));
+      plan.lookupFailures = uncovered.map((row) => ({ row, error }));
+      return plan;
+    }
+    metrics.lookups.inc({ result: 'found' }, plan.onStream.size);
+    metrics.lookups.inc({ result: 'absent' }, uncovered.length - plan.onStream.size);
+    logger.info(
+      { lookedUp: uncovered.length, found: plan.onStream.size, windowMs },
+      'looked up events on the stream whose earlier publish the duplicate window no longer covers',
+    );
+    plan.verified = uncovered.filter((row) => !plan.onStream.has(row.id)).map((row) => row.id);
+    return plan;
+  }
+
+  /** One batch: select, look up, record the attempt, publish per order in sequence, mark. */
   async function relayBatch(): Promise<{ selected: number; published: number }> {
+    // No later than the database measured the rows' attempt ages: deadlines err early.
+    const selectedAt = performance.now();
     const rows = await selectPendingEvents(pool, options.batchSize);
     if (rows.length === 0) return { selected: 0, published: 0 };
-    const outcome = await publishRows(js, nats, rows, options);
+    const known = await talkingToNats(streamPosition);
+    const plan = await planBatch(rows, selectedAt, known);
+    await recordPublishAttempts(
+      pool,
+      rows.filter((row) => !plan.onStream.has(row.id) && !plan.held.has(row.id)).map((row) => row.id),
+      plan.verified,
+      known.lastSeq,
+    );
+    const outcome = await publishRows(js, nats, rows, plan, options);
+    known.lastSeq = Math.max(known.lastSeq, outcome.highestSeq);
     const lags = await markEventsPublished(
       pool,
       outcome.published.map((row) => row.id),
@@ -153,12 +264,14 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     metrics.published.inc(lags.length);
     metrics.duplicates.inc(outcome.duplicates);
     for (const lag of lags) metrics.lag.observe(lag);
-    if (outcome.failed.length > 0) {
-      metrics.failures.inc(outcome.failed.length);
-      await recordFailures(outcome.failed);
+    const failed = [...plan.lookupFailures, ...outcome.failed];
+    if (failed.length > 0) {
+      metrics.failures.inc(failed.length);
+      await recordFailures(failed);
     }
     if (outcome.outage !== undefined) {
       metrics.failures.inc();
+      position = undefined; // read again once NATS is back
       throw new NatsUnavailableError(outcome.outage.error);
     }
     return { selected: rows.length, published: lags.length };
@@ -260,6 +373,7 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
         continue;
       }
       leader = true;
+      position = undefined;
       metrics.leader.set(1);
       logger.info('became the active outbox relay');
       try {

@@ -24,8 +24,10 @@ const STREAM_NAME_IN_USE = 10058;
 export interface OrdersStreamOptions {
   /**
    * How long JetStream remembers a `Nats-Msg-Id` and drops a re-publish of it. The relay
-   * relies on it when it re-publishes after a crash between publish and mark, so it must
-   * be longer than the relay's retry horizon. Default 2 h.
+   * relies on it when it re-publishes after a crash between publish and mark; past it, the
+   * relay looks the event up on the stream before re-publishing (relay/relay.ts, point 4),
+   * so it is a cost, not a correctness setting: keep it longer than the relay's retry
+   * horizon and most outages, and lookups stay rare. Default 2 h; tests shorten it.
    */
   duplicateWindowMs?: number;
   /** Replicas in a clustered JetStream (default 1). */

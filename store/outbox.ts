@@ -84,6 +84,13 @@ export interface PendingOutboxRow {
   /** The stored JSON as text, published byte for byte. */
   body: string;
   attempts: number;
+  /**
+   * How long ago (ms, by the database's clock) the earliest publish attempt whose outcome
+   * the relay never learned was recorded; null when the row was never attempted.
+   */
+  attempt_age_ms: number | null;
+  /** The stream's last sequence before that attempt: a stored copy has a higher one. */
+  publish_floor_seq: number | null;
 }
 
 /**
@@ -93,7 +100,9 @@ export interface PendingOutboxRow {
  */
 export async function selectPendingEvents(pool: Pool, limit: number): Promise<PendingOutboxRow[]> {
   const { rows } = await pool.query<PendingOutboxRow>(
-    `SELECT o.id, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts
+    `SELECT o.id, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts,
+            (extract(epoch FROM now() - o.publish_attempted_at) * 1000)::float8 AS attempt_age_ms,
+            o.publish_floor_seq::float8 AS publish_floor_seq
        FROM outbox o
       WHERE o.published_at IS NULL AND o.parked_at IS NULL
         AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
@@ -107,6 +116,29 @@ export async function selectPendingEvents(pool: Pool, limit: number): Promise<Pe
     [limit],
   );
   return rows;
+}
+
+/**
+ * Records, before publishing, that a publish of each row is about to be attempted and the
+ * stream's last sequence now (`floorSeq`), in one statement. A row with an earlier attempt
+ * keeps it (the earliest attempt decides how long the duplicate window still covers the
+ * row), unless it is in `verifiedIds`: looked for on the stream and not found, so the new
+ * attempt is its first that may have landed.
+ */
+export async function recordPublishAttempts(
+  pool: Pool,
+  ids: string[],
+  verifiedIds: string[],
+  floorSeq: number,
+): Promise<void> {
+  if (ids.length === 0) return;
+  await pool.query(
+    `UPDATE outbox
+        SET publish_attempted_at = now(), publish_floor_seq = $3
+      WHERE id = ANY($1::uuid[]) AND published_at IS NULL
+        AND (publish_attempted_at IS NULL OR id = ANY($2::uuid[]))`,
+    [ids, verifiedIds, floorSeq],
+  );
 }
 
 /** Marks rows published in one statement; returns each marked row's commit-to-publish lag (s). */
