@@ -44,7 +44,7 @@ const pointer = (path: string, key: string): string =>
 /** JSON Pointers of every `__proto__` and `constructor.prototype` key in the document. */
 function forbiddenPaths(value: unknown, path = ''): string[] {
   if (typeof value !== 'object' || value === null) return [];
-  return Object.entries(value).flatMap(([key, child]) => {
+  return Object.entries(value as Record<string, unknown>).flatMap(([key, child]: [string, unknown]) => {
     const here = pointer(path, key);
     if (key === '__proto__') return [here];
     if (
