@@ -7,6 +7,8 @@ import {
 } from '../../store/simulated-provider-requests';
 import {
   TransientProviderError,
+  VOIDED_REASON,
+  type CancelShipmentResult,
   type Carrier,
   type ChargeResult,
   type PaymentGateway,
@@ -24,13 +26,18 @@ import {
  *   step exhausts its retries (step_timeout); nothing is charged, so its refund is a no-op ·
  *   any other token is declined (card not recognised) · country ZZ: the carrier refuses.
  * Like a real provider they keep their own idempotency records (table
- * simulated_provider_requests): the same key always gets the same answer, so a charge
- * or refund is never applied twice, whatever the retries.
+ * simulated_provider_requests, through store/simulated-provider-requests.ts): the same key
+ * always gets the same answer, so a charge, refund, booking or cancel is never applied
+ * twice, whatever the retries; a refund or cancel that finds nothing voids the forward key
+ * (the guarantees in ./types.ts).
  */
 
 const SUCCESSFUL_TOKENS = new Set(['tok_ok', 'tok_flaky', 'tok_slow', 'tok_refund_flaky']);
 /** What a charge key answers once a refund voided it before any charge was captured. */
-const VOIDED: ChargeResult = { status: 'declined', reason: 'voided' };
+const VOIDED_CHARGE: ChargeResult = { status: 'declined', reason: VOIDED_REASON };
+/** What a booking key answers once a cancel voided it before anything was booked. */
+const VOIDED_BOOKING: ShipmentResult = { status: 'refused', reason: VOIDED_REASON };
+const CARRIER_NAME = 'SimPost';
 
 export interface SimulatedProviderOptions {
   /** How long tok_slow's first call hangs; longer than the payment activity timeout. */
@@ -88,7 +95,7 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
       // Void the charge key unless it has an answer, as a real gateway voids an authorisation:
       // a charge attempt still on its way (one that outlived its timeout) then gets this
       // answer instead of capturing money after the refund found nothing to refund.
-      const charge = await voidProviderKey(pool, 'payment', chargeKey, VOIDED);
+      const charge = await voidProviderKey(pool, 'payment', chargeKey, VOIDED_CHARGE);
       if (charge.response.status !== 'captured') {
         return storeProviderResponse<RefundResult>(pool, 'refund', idempotencyKey, {
           status: 'nothing_to_refund',
@@ -118,13 +125,33 @@ export function createSimulatedCarrier(pool: Pool): Carrier {
           ? { status: 'refused', reason: 'destination not served' }
           : {
               status: 'created',
-              carrier: 'SimPost',
+              carrier: CARRIER_NAME,
               trackingNumber: reference('TRK', idempotencyKey).toUpperCase(),
             };
       return storeProviderResponse(pool, 'carrier', idempotencyKey, result);
     },
-    async cancelShipment({ idempotencyKey }) {
-      await recordProviderCall(pool, 'carrier-cancel', idempotencyKey);
+
+    async cancelShipment({ idempotencyKey, bookingKey }) {
+      const { response } = await recordProviderCall<CancelShipmentResult>(
+        pool,
+        'carrier-cancel',
+        idempotencyKey,
+        { bookingKey },
+      );
+      if (response) return response;
+      // Void the booking key unless it has an answer, as the gateway voids a charge key: a
+      // booking attempt still on its way (one that outlived its timeout) is then refused
+      // instead of booking a shipment after the cancel found nothing to cancel.
+      const booking = await voidProviderKey(pool, 'carrier', bookingKey, VOIDED_BOOKING);
+      const result: CancelShipmentResult =
+        booking.response.status === 'created'
+          ? {
+              status: 'cancelled',
+              carrier: booking.response.carrier,
+              trackingNumber: booking.response.trackingNumber,
+            }
+          : { status: 'nothing_to_cancel' };
+      return storeProviderResponse(pool, 'carrier-cancel', idempotencyKey, result);
     },
   };
 }
