@@ -37,11 +37,11 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
 
     /**
      * Cancels the booking made under `bookingKey`. Asks the carrier even when no shipment is
-     * recorded, because a booking attempt that timed out may still have gone through; the
-     * carrier then refuses the booking key for good (cancelled, or voided when nothing was
-     * booked), and the fence keeps a late booking attempt from recording anything. Runs
-     * scheduled before the workflow passed `bookingKey` get the createShipment step key,
-     * which is what the workflow passes.
+     * recorded, because a booking attempt that timed out may still have gone through: the
+     * carrier cancels what it booked under that key, or voids the key so that a booking
+     * arriving later is refused, and the fence keeps a late booking attempt from recording
+     * anything. A cancel scheduled before the workflow passed `bookingKey` uses the
+     * createShipment step key, which is what the workflow passes.
      */
     cancelShipment: (call: StepCall & { bookingKey?: string }): Promise<void> =>
       runCompensation(pool, {
