@@ -1,22 +1,26 @@
-import type { ShippingAddress, StepOutcome } from '../contracts/index';
+import { stepKey, type ShippingAddress, type StepOutcome } from '../contracts/index';
 import { appendEvent } from '../store/outbox';
 import type { Pool } from '../store/pool';
-import { findBookedShipment, recordShipment, recordShipmentCancelled } from '../store/shipments';
+import { findShipmentStatus, recordShipment, recordShipmentCancelled } from '../store/shipments';
 import type { Carrier } from './providers/types';
-import { runCompensation, runStep, type StepCall } from './step-runner';
+import { currentStep, runCompensation, runStep, type StepCall } from './step-runner';
 
 export function createShippingActivities({ pool, carrier }: { pool: Pool; carrier: Carrier }) {
   return {
-    /** Books the shipment; a carrier refusal is recorded and returned, never retried. */
+    /**
+     * Books the shipment (idempotent by key on the carrier's side); a carrier refusal is
+     * returned, never retried.
+     */
     createShipment: (call: StepCall & { address: ShippingAddress }): Promise<StepOutcome> =>
       runStep(pool, {
         call,
         step: 'createShipment',
-        provider: () =>
+        provider: (signal) =>
           carrier.createShipment({
             idempotencyKey: call.idempotencyKey,
             country: call.address.country,
             postalCode: call.address.postalCode,
+            signal,
           }),
         commit: async (tx, shipment) => {
           if (shipment.status === 'refused') return { ok: false, reason: 'shipping_unavailable' };
@@ -31,19 +35,33 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
         },
       }),
 
-    /** Cancels a booked shipment; a no-op when none was booked. */
-    cancelShipment: (call: StepCall): Promise<void> =>
+    /**
+     * Cancels the booking made under `bookingKey`. Asks the carrier even when no shipment is
+     * recorded, because a booking attempt that timed out may still have gone through: the
+     * carrier cancels what it booked under that key, or voids the key so that a booking
+     * arriving later is refused, and the fence keeps a late booking attempt from recording
+     * anything. A cancel scheduled before the workflow passed `bookingKey` uses the
+     * createShipment step key, which is what the workflow passes.
+     */
+    cancelShipment: (call: StepCall & { bookingKey?: string }): Promise<void> =>
       runCompensation(pool, {
         call,
         name: 'cancelShipment',
         undoes: 'createShipment',
         provider: {
-          find: async (tx) => (await findBookedShipment(tx, call.orderId)) ?? null,
-          call: (trackingNumber) =>
-            carrier.cancelShipment({ idempotencyKey: call.idempotencyKey, trackingNumber }),
+          find: async (tx) =>
+            (await findShipmentStatus(tx, call.orderId)) === 'CANCELLED'
+              ? null
+              : (call.bookingKey ?? stepKey(currentStep().workflowId, 'createShipment')),
+          call: (bookingKey, signal) =>
+            carrier.cancelShipment({ idempotencyKey: call.idempotencyKey, bookingKey, signal }),
         },
-        undo: async (tx, trackingNumber) => {
-          if (!(await recordShipmentCancelled(tx, call.orderId))) return false;
+        undo: async (tx, _bookingKey, cancel) => {
+          if (cancel?.status !== 'cancelled') return false;
+          const { carrier: name, trackingNumber } = cancel;
+          if (!(await recordShipmentCancelled(tx, call.orderId, { carrier: name, trackingNumber }))) {
+            return false;
+          }
           await appendEvent(tx, {
             orderId: call.orderId,
             type: 'ShipmentCancelled',

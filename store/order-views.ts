@@ -59,6 +59,18 @@ export async function findOrderStatus(pool: Pool, orderId: string): Promise<Orde
   return rows[0]?.status;
 }
 
+/**
+ * Seconds since the order was accepted, by the database's clock on both ends (worker clocks
+ * may drift from it); undefined when the order is missing.
+ */
+export async function secondsSinceAccepted(pool: Pool, orderId: string): Promise<number | undefined> {
+  const { rows } = await pool.query<{ seconds: number }>(
+    'SELECT EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS seconds FROM orders WHERE id = $1',
+    [orderId],
+  );
+  return rows[0]?.seconds;
+}
+
 /** Position after which a page starts: the last row of the previous page. */
 export interface OrderKey {
   createdUs: number;

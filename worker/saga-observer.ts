@@ -24,6 +24,7 @@ import type {
 } from '@temporalio/worker';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Activities } from '../activities';
+import { secondsSinceAccepted } from '../store/order-views';
 import type { Pool } from '../store/pool';
 import type { FailureReason, StepOutcome } from '../contracts/index';
 
@@ -114,12 +115,7 @@ export function sagaObserver({ pool, metrics }: SagaObserverOptions): ActivityIn
     const finished = async (ending: SagaEnding): Promise<void> => {
       let seconds: number | undefined;
       if (metrics && orderId) {
-        // The database's clock on both ends: worker clocks may drift from it.
-        const { rows } = await pool.query<{ seconds: number }>(
-          'SELECT EXTRACT(EPOCH FROM clock_timestamp() - created_at)::float8 AS seconds FROM orders WHERE id = $1',
-          [orderId],
-        );
-        seconds = rows[0]?.seconds;
+        seconds = await secondsSinceAccepted(pool, orderId);
         if (seconds !== undefined) metrics.duration.observe({ status: ending.status }, seconds);
       }
       ctx.log.info('saga finished', {

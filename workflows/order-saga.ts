@@ -204,7 +204,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     undoBeforeRunning('createShipment', 'cancelShipment', () =>
       compensations.cancelShipment.executeWithOptions(
         { ...COMPENSATION_OPTIONS, summary: 'Cancel the shipment if booked' },
-        [call('cancelShipment')],
+        [{ ...call('cancelShipment'), bookingKey: stepKey(workflowId, 'createShipment') }],
       ),
     );
     await state.forward('createShipment', () =>
