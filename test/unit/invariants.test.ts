@@ -331,6 +331,17 @@ describe('evaluate', () => {
     expect(kinds(snapshot)).toEqual(['acknowledged']);
   });
 
+  it('when Temporal runs a saga for an order the API never answered 202 for, then that is a violation', () => {
+    const snapshot = world(EVERY_PATH);
+    const ghost = '22222222-2222-4222-8222-222222222222';
+    expect(kinds({ ...snapshot, sagas: [...snapshot.acknowledged, ghost] })).toEqual(['accepted']);
+  });
+
+  it('when every saga run belongs to an accepted order, then the accepted invariant holds', () => {
+    const snapshot = world(EVERY_PATH);
+    expect(evaluate({ ...snapshot, sagas: [...snapshot.acknowledged] })).toEqual([]);
+  });
+
   it('when a saga is still running, then it is not terminal (and stock at rest is not judged yet)', () => {
     const snapshot = world([
       ...EVERY_PATH,

@@ -7,7 +7,9 @@ import { resetProduct } from '../../store/products';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
 import type { Pool } from '../../store/pool';
+import { readPendingStarts } from '../../store/saga-starts';
 import { STREAM_NAME, TERMINAL_STATUSES } from '../../contracts/index';
 import { answerWithin, eventually } from '../fixtures/eventually';
 import { orderBody } from '../fixtures/order';
@@ -34,6 +36,9 @@ export interface Mode {
   relayKills: number;
   postgresDownMs: number;
   temporalDownMs: number;
+  /** How long Temporal is frozen (SIGSTOP) in the temporal-pause drill. */
+  temporalPauseMs: number;
+  apiKills: number;
   natsDownMs: number;
   stormKeys: number;
   stormCopies: number;
@@ -50,6 +55,8 @@ export const FULL: Mode = {
   relayKills: 3,
   postgresDownMs: 10_000,
   temporalDownMs: 5_000,
+  temporalPauseMs: 20_000,
+  apiKills: 3,
   natsDownMs: 30_000,
   stormKeys: 20,
   stormCopies: 50,
@@ -64,6 +71,8 @@ export const REDUCED: Mode = {
   relayKills: 2,
   postgresDownMs: 4_000,
   temporalDownMs: 3_000,
+  temporalPauseMs: 5_000,
+  apiKills: 2,
   natsDownMs: 10_000,
   stormKeys: 20,
   stormCopies: 50,
@@ -72,6 +81,8 @@ export const REDUCED: Mode = {
 
 export interface DrillEnv {
   stack: ChaosStack;
+  /** For the "no saga without a 202" check: which runs Temporal has. */
+  temporal: Client;
   fleet: Fleet;
   pool: Pool;
   nats: NatsConnection;
@@ -238,6 +249,7 @@ async function runLoadDrill(env: DrillEnv, drill: string, fault: Fault | undefin
     orderIds,
     initialStock,
     settleTimeoutMs: mode.settleTimeoutMs,
+    temporal: { client: env.temporal, customerPrefix: `c-${prefix}` },
   };
   const settle = await waitUntilSettled(options);
   const settledAt = Date.now();
@@ -375,6 +387,73 @@ const temporalRestart: Fault = async (context) => {
   context.notes.push(`API while temporal was down: ${describeTally(probe)}`);
   context.findings.push(...probe.tally.serverErrors().map((entry) => `while temporal was down: ${entry}`));
   return { inFlightAtFault, healedAt };
+};
+
+const percentile = (sorted: readonly number[], p: number): number =>
+  sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+/**
+ * Temporal freezes (SIGSTOP): its connections stay open and nothing answers, the worst case
+ * for a client. Orders must still be accepted (202) at once, and their sagas start once it
+ * answers again; the notes give POST /orders latency meanwhile and the time to start them all.
+ */
+const temporalPause: Fault = async (context) => {
+  await loadReaches(context, 0.3);
+  const inFlightAtFault = await context.inFlight();
+  const pausedAt = Date.now();
+  context.stack.temporal.pause();
+  try {
+    await delay(context.mode.temporalPauseMs);
+  } finally {
+    context.stack.temporal.resume();
+  }
+  const resumedAt = Date.now();
+  await eventually(
+    'every saga accepted during the pause started',
+    async () => (await readPendingStarts(context.pool)).pending === 0,
+    {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    },
+  );
+  const allStartedMs = Date.now() - resumedAt;
+  const posts = context.api.postTimings.filter((post) => post.sentAt >= pausedAt && post.sentAt < resumedAt);
+  const ms = posts.map((post) => post.ms).sort((a, b) => a - b);
+  const statuses = new Map<number, number>();
+  for (const post of posts) statuses.set(post.status, (statuses.get(post.status) ?? 0) + 1);
+  context.notes.push(
+    `temporal paused ${resumedAt - pausedAt} ms (SIGSTOP); POST /orders meanwhile: ${posts.length} answers ` +
+      `(${[...statuses].map(([status, count]) => `${status} ×${count}`).join(', ')}), ` +
+      `p50 ${percentile(ms, 50)} ms, p99 ${percentile(ms, 99)} ms, max ${ms[ms.length - 1] ?? NaN} ms`,
+  );
+  context.notes.push(
+    `every saga accepted during the pause started ${allStartedMs} ms after Temporal answered again`,
+  );
+  for (const post of posts) {
+    if (post.status !== 202)
+      context.findings.push(`POST /orders answered ${post.status} while Temporal was paused`);
+  }
+  return { inFlightAtFault, healedAt: resumedAt };
+};
+
+/**
+ * The API is killed (SIGKILL) under load, at random moments, some of them between an
+ * order's commit and its saga's start: the restarted API's starter must start those sagas,
+ * and clients retrying with their Idempotency-Key must get the same order.
+ */
+const apiKills: Fault = async (context) => {
+  let inFlightAtFault = 0;
+  for (let kill = 1; kill <= context.mode.apiKills; kill++) {
+    await loadReaches(context, (kill - 0.5) / (context.mode.apiKills + 0.5));
+    await delay(context.rng.int(0, 500));
+    inFlightAtFault = Math.max(inFlightAtFault, await context.inFlight());
+    await context.fleet.kill('api');
+    const downMs = context.rng.int(500, 2_000);
+    context.notes.push(`api SIGKILL #${kill} with ${inFlightAtFault} in flight, down ${downMs} ms`);
+    await delay(downMs);
+    await context.fleet.start('api');
+  }
+  return { inFlightAtFault, healedAt: Date.now() };
 };
 
 const natsOutage: Fault = async (context) => {
@@ -554,6 +633,8 @@ export const DRILLS: Record<string, (env: DrillEnv) => Promise<DrillResult>> = {
   'worker-kill': (env) => runLoadDrill(env, 'worker-kill', workerKills),
   'postgres-restart': (env) => runLoadDrill(env, 'postgres-restart', postgresRestart),
   'temporal-restart': (env) => runLoadDrill(env, 'temporal-restart', temporalRestart),
+  'temporal-pause': (env) => runLoadDrill(env, 'temporal-pause', temporalPause),
+  'api-kill': (env) => runLoadDrill(env, 'api-kill', apiKills),
   'nats-outage': (env) => runLoadDrill(env, 'nats-outage', natsOutage),
   'relay-kill': (env) => runLoadDrill(env, 'relay-kill', relayKills),
   'idempotency-storm': idempotencyStorm,

@@ -15,21 +15,25 @@
 import { answerWithin } from '../fixtures/eventually';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
+import type { Client } from '@temporalio/client';
 import type { Pool } from '../../store/pool';
 import {
   EVENT_TYPES,
   STREAM_NAME,
   SUBJECT_PREFIX,
   TERMINAL_STATUSES,
+  WORKFLOW_TYPE,
   stepKey,
   workflowIdFor,
 } from '../../contracts/index';
+import { CustomerIdKey } from '../../workflows/search-attributes';
 
 // ---------------------------------------------------------------------------------------
 // Shapes
 
 export type InvariantName =
   | 'acknowledged' // every order the API accepted exists
+  | 'accepted' // no saga runs for an order the API did not answer 202 for
   | 'terminal' // every saga ended COMPLETED, FAILED or CANCELLED
   | 'stock' // units conserved per sku, nothing held at rest, never negative
   | 'money' // captured − refunded = totals of COMPLETED orders (our rows and the gateway's)
@@ -118,6 +122,8 @@ export interface Snapshot {
   outbox: readonly OutboxRow[];
   /** Messages of the orders in scope, in stream order. */
   stream: readonly StreamedMessage[];
+  /** Order ids of the saga runs Temporal has for the drill's customers (when it was asked). */
+  sagas?: readonly string[];
 }
 
 const TERMINAL = new Set<string>(TERMINAL_STATUSES);
@@ -324,6 +330,10 @@ export function evaluate(snapshot: Snapshot): Violation[] {
 
   for (const id of snapshot.acknowledged) {
     if (!ordersById.has(id)) add('acknowledged', id, 'accepted with 202 but no order row exists');
+  }
+  const acknowledged = new Set(snapshot.acknowledged);
+  for (const id of snapshot.sagas ?? []) {
+    if (!acknowledged.has(id)) add('accepted', id, 'a saga runs for an order the API never answered 202 for');
   }
   const atRest = snapshot.orders.filter((order) => TERMINAL.has(order.status));
   for (const order of snapshot.orders) {
@@ -538,6 +548,8 @@ export interface CheckOptions {
   initialStock?: Readonly<Record<string, number>>;
   /** How long to wait for the orders to be at rest before checking anyway (default 120 s). */
   settleTimeoutMs?: number;
+  /** Where to look for saga runs without a 202: Temporal, and the customer id prefix of the orders in scope. */
+  temporal?: { client: Client; customerPrefix: string };
 }
 
 export interface SettleResult {
@@ -607,6 +619,19 @@ async function countMissing(pool: Pool, orderIds: readonly string[]): Promise<nu
 }
 
 /** Reads everything the checks need, in a few queries and one pass over the stream. */
+/** Order ids of the saga runs started since `since` for customers whose id starts with the prefix. */
+async function sagaRunsOf(temporal: NonNullable<CheckOptions['temporal']>, since: Date): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `WorkflowType = '${WORKFLOW_TYPE}' AND StartTime >= '${since.toISOString()}'`;
+  for await (const run of temporal.client.workflow.list({ query })) {
+    const customerId = run.typedSearchAttributes.get(CustomerIdKey);
+    if (customerId?.startsWith(temporal.customerPrefix) && run.workflowId.startsWith('order-')) {
+      ids.push(run.workflowId.slice('order-'.length));
+    }
+  }
+  return ids;
+}
+
 export async function gatherSnapshot(options: CheckOptions): Promise<Snapshot> {
   const { pool } = options;
   const ids = await scopeIds(pool, options);
@@ -661,7 +686,9 @@ export async function gatherSnapshot(options: CheckOptions): Promise<Snapshot> {
       readGateway(pool, ids),
     ]);
   const itemsByOrder = groupBy(items.rows, (row) => row.order_id);
+  const sagas = options.temporal ? await sagaRunsOf(options.temporal, options.since) : undefined;
   return {
+    ...(sagas ? { sagas } : {}),
     acknowledged: options.orderIds ?? [],
     orders: orders.rows.map((row) => ({
       id: row.id,

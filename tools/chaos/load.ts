@@ -48,8 +48,17 @@ export interface Answer {
   headers: Headers | undefined;
 }
 
+/** One answered POST /orders: when it was sent, how long it took, its status (0: no answer). */
+export interface PostTiming {
+  sentAt: number;
+  ms: number;
+  status: number;
+}
+
 export class ApiClient {
   tally = new StatusTally();
+  /** Every POST /orders this client sent, for latency figures around a fault. */
+  readonly postTimings: PostTiming[] = [];
 
   constructor(readonly baseUrl: string) {}
 
@@ -59,6 +68,10 @@ export class ApiClient {
     options: { body?: unknown; headers?: Record<string, string>; timeoutMs?: number } = {},
   ): Promise<Answer> {
     const route = `${method} ${path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, ':id').replace(/\/inventory\/.*/, '/inventory/:sku')}`;
+    const sentAt = Date.now();
+    const timed = (status: number): void => {
+      if (route === 'POST /orders') this.postTimings.push({ sentAt, ms: Date.now() - sentAt, status });
+    };
     try {
       const response = await fetch(`${this.baseUrl}${path}`, {
         method,
@@ -71,6 +84,7 @@ export class ApiClient {
       });
       const text = await response.text();
       this.tally.record(route, response.status);
+      timed(response.status);
       let body: unknown = text;
       try {
         body = text === '' ? undefined : JSON.parse(text);
@@ -80,6 +94,7 @@ export class ApiClient {
       return { status: response.status, body, headers: response.headers };
     } catch {
       this.tally.record(route, 0);
+      timed(0);
       return { status: 0, body: undefined, headers: undefined };
     }
   }

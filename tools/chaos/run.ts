@@ -24,6 +24,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { connect } from '@nats-io/transport-node';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
 import { migrate } from '../../store/migrate';
 import { createPool, type Pool } from '../../store/pool';
 import { choosePorts } from '../dev/processes';
@@ -100,6 +101,7 @@ const resources: {
   fleet?: Fleet;
   pool?: Pool;
   nats?: NatsConnection;
+  temporal?: Connection;
   dataDir?: string;
   keepData: boolean;
 } = { keepData: true };
@@ -109,6 +111,7 @@ function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     await resources.fleet?.close().catch(() => undefined);
     await resources.nats?.close().catch(() => undefined);
+    await resources.temporal?.close().catch(() => undefined);
     await resources.pool?.end().catch(() => undefined);
     await resources.stack?.stop().catch(() => undefined);
     if (resources.dataDir && !resources.keepData)
@@ -182,8 +185,11 @@ async function main(): Promise<number> {
   await Promise.all([fleet.start('worker'), fleet.start('relay'), fleet.start('api')]);
   log(`api ${apiUrl}, worker and relay running`);
 
+  const temporalConnection = await Connection.connect({ address: stack.temporalAddress });
+  resources.temporal = temporalConnection;
   const drillEnv: DrillEnv = {
     stack,
+    temporal: new Client({ connection: temporalConnection }),
     fleet,
     pool,
     nats,

@@ -26,6 +26,10 @@ export interface Piece {
   stop(mode?: StopMode): Promise<void>;
   /** Starts it again on the same port and data; resolves once it answers. */
   start(): Promise<void>;
+  /** Freezes the server process (SIGSTOP): connections stay open and get no answer. */
+  pause(): void;
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void;
 }
 
 export interface ChaosStack {
@@ -102,6 +106,8 @@ function processPiece(spec: {
       else await current.stop(30_000);
       await current.exited;
     },
+    pause: () => server?.kill('SIGSTOP'),
+    resume: () => server?.kill('SIGCONT'),
     async start() {
       if (server && !server.hasExited()) return;
       const launched = spec.launchServer();
