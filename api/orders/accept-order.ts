@@ -14,6 +14,9 @@ import { buildSagaInput } from './saga-start';
 import type { SagaStarter } from './saga-starter';
 import { orderPath, temporalUiLink } from './view';
 
+/** How long an accepting request waits for its saga's start before answering anyway. */
+export const START_WAIT_MS = 500;
+
 export interface AcceptOrder {
   body: CreateOrderBody;
   orderId: string;
@@ -55,7 +58,9 @@ export async function acceptOrder(
     links: { self: orderPath(orderId), temporalUi: temporalUiLink(config, workflowId) },
   };
   await commitAcceptance(pool, input, response, idempotency, starter.graceMs);
-  starter.startSoon(input);
+  // Waits a moment for the start, so a client acting on the 202 at once (cancel, Web UI link)
+  // normally finds the run; never longer, whatever Temporal's state: the starter has the rest.
+  await starter.startSoon(input, START_WAIT_MS);
   return { response, requiresApproval: input.requiresApproval };
 }
 

@@ -46,8 +46,12 @@ export const DEFAULT_STARTER_OPTIONS: SagaStarterOptions = {
 
 export interface SagaStarter {
   readonly graceMs: number;
-  /** Starts an accepted order's saga now, without waiting: if it fails, a starter pass retries it. */
-  startSoon(input: OrderSagaInput): void;
+  /**
+   * Starts an accepted order's saga now; resolves once it started, failed, or `waitMs`
+   * passed, whichever is first (it never rejects). A start not done by then goes on in the
+   * background; one that fails is retried by a starter pass.
+   */
+  startSoon(input: OrderSagaInput, waitMs?: number): Promise<void>;
   /** Starts a pending saga now and waits for Temporal to have it; throws when it could not. */
   startNow(input: OrderSagaInput): Promise<void>;
   /** One pass over the requests that are due; resolves with how many it started. */
@@ -139,9 +143,13 @@ export function createSagaStarter(deps: SagaStarterDeps): SagaStarter {
 
   return {
     graceMs: options.graceMs,
-    startSoon: (input) => {
+    startSoon: async (input, waitMs = 0) => {
       // Failures are the starter's to retry: the request is in Postgres already.
-      void track(start({ input, attempts: 0 })).catch(() => undefined);
+      const starting = track(start({ input, attempts: 0 })).catch(() => false);
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+      await Promise.race([starting, waited]);
+      clearTimeout(timer);
     },
     startNow: async (input) => {
       await startSaga(deps.temporal, { taskQueue: deps.taskQueue }, input, options.startDeadlineMs);
