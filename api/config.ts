@@ -1,4 +1,5 @@
 import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadPayloadEncryption, type PayloadEncryption } from '../lib/payload-codec';
 import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 import { DEFAULT_TASK_QUEUE } from '../workflows/contracts';
@@ -12,6 +13,8 @@ export interface ApiConfig {
   databaseUrl: string;
   dbPoolSize: number;
   temporal: TemporalSettings;
+  /** PAYLOAD_ENCRYPTION_KEYS (required unless PAYLOAD_ENCRYPTION=off): the client's codec and /codec/*. */
+  payloadEncryption: PayloadEncryption;
   taskQueue: string;
   /** Base of the Temporal Web UI, without a trailing slash. */
   temporalUiUrl: string;
@@ -41,6 +44,7 @@ export function loadApiConfig(env: Env): ApiConfig {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
     dbPoolSize: integer(env, 'API_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
     temporal: loadTemporalConnection(env),
+    payloadEncryption: loadPayloadEncryption(env, { required: true }),
     taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
     temporalUiUrl: uiUrl.replace(/\/+$/, ''),
     apiTokens: list(env, 'API_TOKENS'),

@@ -17,7 +17,10 @@ async function main(): Promise<void> {
   const logger = createLogger('api', config.logLevel);
   const tracing = config.tracing ? startOtlpTracing(config.tracing) : undefined;
   const pool = createPool(config.databaseUrl, { max: config.dbPoolSize, applicationName: 'order-saga-api' });
-  const temporal = createTemporalClient(config.temporal, { traced: tracing !== undefined });
+  const temporal = createTemporalClient(config.temporal, {
+    traced: tracing !== undefined,
+    encryptionKeys: config.payloadEncryption.keys,
+  });
   const app = buildApp({
     pool,
     temporal: temporal.client,
@@ -80,6 +83,9 @@ async function main(): Promise<void> {
       rateLimit: config.rateLimit,
       cors: config.corsOrigins.length > 0 ? config.corsOrigins : 'off',
       tracing: tracing ? 'otlp' : 'off',
+      payloadEncryption: config.payloadEncryption.keys
+        ? `on (key ${config.payloadEncryption.keys[0]!.id})`
+        : 'off',
     },
     'api listening',
   );

@@ -10,12 +10,18 @@
  * `npm start -- --stack-only`: stack, migrations and catalog only (run the processes
  * yourself, e.g. under a debugger, with the printed URLs).
  */
-import { access } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { migrate } from '../db/migrate';
 import { createPool, type Pool } from '../db/pool';
 import { hostPort, integer, loadOrExit, optionalString, url, type Env } from '../lib/env';
+import {
+  generateEncryptionKey,
+  KEYS_VARIABLE,
+  parseEncryptionKeys,
+  SWITCH_VARIABLE,
+} from '../lib/payload-codec';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from './processes';
 import { startStack, type Stack } from './stack';
 import { ensureTools } from './tools';
@@ -23,6 +29,8 @@ import { ensureTools } from './tools';
 const ROOT = path.resolve(__dirname, '..');
 const DATA_DIR = path.join(ROOT, '.data');
 const LOGS_DIR = path.join(DATA_DIR, 'logs');
+/** The payload encryption key `npm start` generates on first run (only when none is given). */
+const KEYS_FILE = path.join(DATA_DIR, 'payload-encryption-keys');
 const API_READY_TIMEOUT_MS = 120_000; // the worker bundles the workflows meanwhile, on the same cores
 
 interface StartConfig {
@@ -33,6 +41,9 @@ interface StartConfig {
   natsUrl?: string;
   port: number;
   host: string;
+  /** PAYLOAD_ENCRYPTION_KEYS as given; undefined: the one in .data/ (generated on first run). */
+  encryptionKeys?: string;
+  encryptionOff: boolean;
 }
 
 function loadConfig(argv: string[], env: Env): StartConfig {
@@ -52,7 +63,39 @@ function loadConfig(argv: string[], env: Env): StartConfig {
     ...(natsUrl ? { natsUrl } : {}),
     port: integer(env, 'PORT', 3000, { min: 1, max: 65_535 }),
     host: optionalString(env, 'HOST', '127.0.0.1'),
+    ...optionalKeys(env),
+    encryptionOff: optionalString(env, SWITCH_VARIABLE) === 'off',
   };
+}
+
+function optionalKeys(env: Env): { encryptionKeys?: string } {
+  const keys = optionalString(env, KEYS_VARIABLE);
+  if (keys === undefined) return {};
+  parseEncryptionKeys(keys); // a malformed value stops here, not in every child
+  return { encryptionKeys: keys };
+}
+
+/**
+ * The keys every child gets: PAYLOAD_ENCRYPTION_KEYS when given, else the key kept in
+ * .data/ (generated on the first run, readable by this user only), so runs and restarts
+ * decode each other's payloads. Nothing with PAYLOAD_ENCRYPTION=off and no keys.
+ */
+async function encryptionKeysFor(config: StartConfig): Promise<string | undefined> {
+  if (config.encryptionKeys !== undefined) return config.encryptionKeys;
+  if (config.encryptionOff) return undefined;
+  const kept = await readFile(KEYS_FILE, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (kept !== undefined) {
+    parseEncryptionKeys(kept, KEYS_FILE);
+    return kept;
+  }
+  const generated = generateEncryptionKey(`local-${new Date().toISOString().slice(0, 10)}`);
+  await mkdir(DATA_DIR, { recursive: true });
+  await writeFile(KEYS_FILE, `${generated}\n`, { mode: 0o600, flag: 'wx' });
+  note(`payload encryption: generated a key into ${path.relative(process.cwd(), KEYS_FILE)}`);
+  return generated;
 }
 
 /** The production processes, in start order; they stop api first, then relay and worker. */
@@ -152,6 +195,7 @@ async function seedCatalog(pool: Pool): Promise<void> {
 /** Starts worker, relay and api; resolves with the API's URL once GET /healthz says 200. */
 async function startProcesses(config: StartConfig, running: Stack): Promise<string> {
   const [port] = await choosePorts('api', [config.port], note);
+  const encryptionKeys = await encryptionKeysFor(config);
   const env: NodeJS.ProcessEnv = {
     ...process.env, // whatever the user set (LOG_LEVEL, API_TOKENS, APPROVAL_*, …) passes through
     DATABASE_URL: running.databaseUrl,
@@ -159,6 +203,7 @@ async function startProcesses(config: StartConfig, running: Stack): Promise<stri
     TEMPORAL_UI_URL: running.temporalUiUrl,
     NATS_URL: running.natsUrl,
     PORT: String(port),
+    ...(encryptionKeys !== undefined ? { [KEYS_VARIABLE]: encryptionKeys } : {}),
   };
   let api: ManagedProcess | undefined;
   for (const { name, entry } of PROCESSES) {

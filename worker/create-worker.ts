@@ -17,6 +17,7 @@ import { withCircuitBreaker } from '../activities/providers/circuit-breaker';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../activities/providers/simulated';
 import type { Pool } from '../db/pool';
 import type { Logger } from '../lib/logger';
+import { dataConverterFor, type EncryptionKey } from '../lib/payload-codec';
 import { paymentTaskQueueFor } from '../workflows/contracts';
 import { sagaObserver, type SagaMetrics } from './saga-observer';
 
@@ -49,6 +50,11 @@ export interface SagaWorkerOptions {
   /** How long running activities may take to finish once shutdown starts. Default 10 s. */
   shutdownGraceMs?: number;
   observability?: SagaObservability;
+  /**
+   * Payload encryption keys (lib/payload-codec.ts); none: payloads in clear. A prebuilt
+   * bundle must have been built with `workflowBundleConverters` (failures encoded alike).
+   */
+  encryptionKeys?: readonly EncryptionKey[] | undefined;
 }
 
 /** The saga's workers: one for workflows and saga steps, one bulkhead for payment calls. */
@@ -104,6 +110,7 @@ export async function createSagaWorkers(options: SagaWorkerOptions): Promise<Sag
   const common = {
     connection: options.connection,
     namespace: options.namespace,
+    dataConverter: dataConverterFor(options.encryptionKeys),
     shutdownGraceTime: options.shutdownGraceMs ?? 10_000,
   };
   // The main queue keeps every activity registered, so runs that scheduled a payment there

@@ -5,6 +5,7 @@ import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import { launchChromium } from '../support/chromium';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
 
 /**
  * Rate limits, security headers and CORS of the API over a real Postgres and Temporal,
@@ -19,7 +20,7 @@ const apps: App[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   connection = await Connection.connect({ address: stackEnv().temporalAddress });
-  client = new Client({ connection });
+  client = new Client({ connection, dataConverter: testDataConverter });
 });
 
 afterAll(async () => {
@@ -35,6 +36,7 @@ async function appWith(env: Record<string, string>): Promise<App> {
     config: loadApiConfig({
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: stackEnv().temporalAddress,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       TEMPORAL_TASK_QUEUE: uniqueTaskQueue('security'),
       ...env,
     }),

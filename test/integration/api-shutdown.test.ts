@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { startApiProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { testDataConverter } from '../support/encryption';
 
 /**
  * `npm run api` as a child process, under a steady load of POST /orders from concurrent
@@ -52,7 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.stop();
   if (connection && db) {
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: testDataConverter });
     const { rows } = await db.pool.query<{ workflow_id: string }>('SELECT workflow_id FROM orders');
     await Promise.all(
       rows.map(({ workflow_id }) =>

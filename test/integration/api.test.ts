@@ -7,6 +7,7 @@ import type { Pool } from '../../db/pool';
 import { OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { createTestDatabase, stackEnv } from '../support/stack';
+import { decodedHistory, TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
 
 /**
  * The API against a real Postgres and a real Temporal server, without a worker: accepted
@@ -26,13 +27,14 @@ beforeAll(async () => {
   pool = db.pool;
   dropDatabase = db.drop;
   connection = await Connection.connect({ address: env.temporalAddress });
-  client = new Client({ connection, namespace: 'default' });
+  client = new Client({ connection, dataConverter: testDataConverter, namespace: 'default' });
   app = buildApp({
     pool,
     temporal: client,
     config: loadApiConfig({
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: env.temporalAddress,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       TEMPORAL_UI_URL: temporalUiUrl,
       TEMPORAL_TASK_QUEUE: `api-test-${randomUUID()}`,
       APPROVAL_THRESHOLD_CENTS: '100000',
@@ -412,7 +414,7 @@ describe('order actions', () => {
       expect(response.statusCode).toBe(202);
       expect(response.json()).toEqual({ orderId, status: 'PENDING', cancelRequested: true });
     }
-    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const history = await decodedHistory(client.workflow.getHandle(workflowId));
     expect(history.events?.some((event) => event.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
   });
 
@@ -468,6 +470,7 @@ describe('with a saga worker: approval and cancellation end to end', () => {
       config: loadApiConfig({
         DATABASE_URL: saga.databaseUrl,
         TEMPORAL_ADDRESS: stackEnv().temporalAddress,
+        PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
         TEMPORAL_TASK_QUEUE: saga.taskQueue,
         APPROVAL_THRESHOLD_CENTS: '100000',
       }),

@@ -11,6 +11,7 @@ import { workflowIdFor } from '../../workflows/contracts';
 import { OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
+import { TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
 
 /**
  * Idempotency-Key (CONTRACT §2) end to end: the API with a real saga worker, Postgres,
@@ -52,6 +53,7 @@ function apiConfig(temporalAddress: string, taskQueue: string): ApiConfig {
   return loadApiConfig({
     DATABASE_URL: 'postgres://unused@127.0.0.1:1/unused', // the pool is handed in
     TEMPORAL_ADDRESS: temporalAddress,
+    PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     TEMPORAL_TASK_QUEUE: taskQueue,
     API_TOKENS: TOKENS.join(','),
   });
@@ -198,7 +200,7 @@ test('when the first attempt fails with a 5xx, then nothing is stored and a retr
   const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}` });
   const unreachable = buildApp({
     pool: saga.pool,
-    temporal: new Client({ connection, namespace: 'default' }),
+    temporal: new Client({ connection, dataConverter: testDataConverter, namespace: 'default' }),
     config,
   });
   try {

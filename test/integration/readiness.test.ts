@@ -13,6 +13,7 @@ import {
   type RestartableServer,
 } from '../support/private-servers';
 import { eventually, startApiProcess, type ServiceProcess } from '../support/service-process';
+import { testDataConverter } from '../support/encryption';
 
 /**
  * `npm run api` (one process, never restarted) over a Postgres and a Temporal server of
@@ -62,7 +63,7 @@ afterAll(async () => {
       .catch(() => ({ rows: [] as { workflow_id: string }[] }));
     const connection = await Connection.connect({ address: temporal.address }).catch(() => undefined);
     if (connection) {
-      const client = new Client({ connection });
+      const client = new Client({ connection, dataConverter: testDataConverter });
       await Promise.all(
         rows.map(({ workflow_id }) =>
           client.workflow

@@ -9,6 +9,7 @@ import { launchChromium } from '../support/chromium';
 import { historySteps } from '../../lib/history-steps';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
+import { decodedHistory, TEST_ENCRYPTION_KEYS } from '../support/encryption';
 
 /**
  * What an operator sees in the Temporal Web UI, in a real headless Chromium: orders placed
@@ -74,6 +75,7 @@ beforeAll(async () => {
     config: loadApiConfig({
       DATABASE_URL: saga.databaseUrl,
       TEMPORAL_ADDRESS: stackEnv().temporalAddress,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       TEMPORAL_UI_URL: ui,
       TEMPORAL_TASK_QUEUE: saga.taskQueue,
     }),
@@ -148,7 +150,7 @@ describe('Temporal Web UI', () => {
   });
 
   it('when a saga runs, then every activity and local activity it runs carries a summary an operator can read', async () => {
-    const events = (await saga.client.workflow.getHandle(declined.workflowId).fetchHistory()).events ?? [];
+    const events = (await decodedHistory(saga.client.workflow.getHandle(declined.workflowId))).events ?? [];
     const recorded = historySteps(events);
     expect(recorded.map((s) => s.activity)).toEqual(
       expect.arrayContaining(['createOrder', 'reserveInventory', 'chargePayment', 'releaseInventory']),

@@ -23,6 +23,7 @@ import {
 } from '../../workflows/search-attributes';
 import { eventually, startWorkerProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { testDataConverter, testEncryptionKeys } from '../support/encryption';
 
 /**
  * `npm run worker` as a child process gets SIGTERM while a saga step is running. The step
@@ -46,7 +47,7 @@ beforeAll(async () => {
   });
   db = await createTestDatabase();
   connection = await Connection.connect({ address: stackEnv().temporalAddress });
-  client = new Client({ connection });
+  client = new Client({ connection, dataConverter: testDataConverter });
   taskQueue = uniqueTaskQueue('shutdown');
 });
 
@@ -169,6 +170,7 @@ it('when SIGTERM arrives while a step runs, then the step finishes and commits, 
     // Nothing was lost: another worker takes the saga to its end, reserving nothing twice.
     const native = await NativeConnection.connect({ address: env.temporalAddress });
     const next = await createSagaWorkers({
+      encryptionKeys: testEncryptionKeys,
       connection: native,
       namespace: 'default',
       taskQueue,

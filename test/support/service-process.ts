@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../scripts/processes';
+import { TEST_ENCRYPTION_KEYS } from './encryption';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const START_TIMEOUT_MS = 60_000;
@@ -47,7 +48,7 @@ function start(
     cwd: ROOT,
     logFile,
     stopSignal: 'SIGTERM',
-    env: { ...inheritedEnv(), ...env },
+    env: { ...inheritedEnv(), PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS, ...env },
   });
   // launch() writes one header line before the process's own output.
   const output = async () => (await readFile(logFile, 'utf8')).split(/^--- .* starting ---\n/m).pop() ?? '';
