@@ -1,4 +1,5 @@
 import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadAuthSettings, type AuthSettings } from './plugins/auth-sources';
 import { loadPayloadEncryption, type PayloadEncryption } from '../lib/payload-codec';
 import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
@@ -18,8 +19,8 @@ export interface ApiConfig {
   taskQueue: string;
   /** Base of the Temporal Web UI, without a trailing slash. */
   temporalUiUrl: string;
-  /** Bearer tokens; empty means the API is open. */
-  apiTokens: string[];
+  /** Token sources (API_TOKENS, API_KEYS_FILE, AUTH_JWKS_URL…); none set: the API is open. */
+  auth: AuthSettings;
   approvalThresholdCents: number;
   /** Duration text such as '24h'; handed to the saga as is, so it was validated here. */
   approvalTimeout: string;
@@ -29,6 +30,8 @@ export interface ApiConfig {
   rateLimit: { max: number; windowMs: number };
   /** Origins allowed to call the API from a browser; empty: no CORS headers at all. */
   corsOrigins: string[];
+  /** Origins allowed to call /codec/* from a browser: the Web UI's (TEMPORAL_UI_URL). */
+  codecOrigins: string[];
   /** Fastify's trustProxy: false, a hop count, or the proxies' addresses/CIDRs. */
   trustProxy: boolean | number | string[];
   /** OpenTelemetry export; undefined: tracing off. */
@@ -47,7 +50,7 @@ export function loadApiConfig(env: Env): ApiConfig {
     payloadEncryption: loadPayloadEncryption(env, { required: true }),
     taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
     temporalUiUrl: uiUrl.replace(/\/+$/, ''),
-    apiTokens: list(env, 'API_TOKENS'),
+    auth: loadAuthSettings(env),
     approvalThresholdCents: integer(env, 'APPROVAL_THRESHOLD_CENTS', 100_000, { min: 0 }),
     approvalTimeout: duration(env, 'APPROVAL_TIMEOUT', '24h').text,
     // The contract promises keys are kept at least a day.
@@ -58,6 +61,7 @@ export function loadApiConfig(env: Env): ApiConfig {
       windowMs: duration(env, 'RATE_LIMIT_WINDOW', '1m').ms,
     },
     corsOrigins: corsOrigins(env),
+    codecOrigins: [new URL(uiUrl).origin],
     trustProxy: trustProxy(env),
     ...optionalTracing(env),
   };

@@ -79,7 +79,11 @@ async function main(): Promise<void> {
     {
       namespace: config.temporal.namespace,
       taskQueue: config.taskQueue,
-      auth: config.apiTokens.length > 0 ? 'bearer' : 'none',
+      auth: {
+        staticTokens: config.auth.staticTokens.length,
+        apiKeys: config.auth.apiKeys.map((key) => key.id),
+        jwt: config.auth.jwt ? { jwks: config.auth.jwt.jwksUrl, issuer: config.auth.jwt.issuer } : 'off',
+      },
       rateLimit: config.rateLimit,
       cors: config.corsOrigins.length > 0 ? config.corsOrigins : 'off',
       tracing: tracing ? 'otlp' : 'off',

@@ -29,11 +29,12 @@ export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool,
     '/healthz',
     {
       schema: {
+        operationId: 'getLiveness',
         summary: 'Liveness: 200 while the process runs',
         description: 'A process that is shutting down answers 503 (problem), like every route.',
         tags: ['operations'],
         security: [],
-        response: { 200: Health, 503: problemResponse(503) },
+        response: { 200: Health, 400: problemResponse(400), 503: problemResponse(503) },
       },
       config: PROBE,
     },
@@ -44,6 +45,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool,
     '/readyz',
     {
       schema: {
+        operationId: 'getReadiness',
         summary: 'Readiness: 200 when Postgres and Temporal answer, else 503',
         description:
           '503 names each dependency that is down (checks), or is a problem when this instance is shutting down.',
@@ -51,6 +53,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool,
         security: [],
         response: {
           200: Readiness,
+          400: problemResponse(400),
           503: {
             description: 'Not ready: a dependency is down, or the instance is shutting down',
             content: { 'application/json': { schema: Readiness }, ...problemContent },

@@ -2,6 +2,7 @@ import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebo
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../workflows/contracts';
 import type { ApiDeps } from '../deps';
+import { needs } from '../plugins/auth';
 import { problems } from '../problems';
 import { findOrderStatus } from '../queries/orders';
 import { problemResponses } from '../schemas/common';
@@ -29,13 +30,15 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
     '/orders/:orderId/cancel',
     {
       schema: {
+        operationId: 'cancelOrder',
         summary: 'Cancel an order',
         description:
           'Requests Temporal cancellation: the saga stops going forward, undoes what it did and ends ' +
           'CANCELLED. Asking again is accepted again. An order past its point of no return completes.',
         tags: ['orders'],
+        security: needs('orders:write'),
         params: OrderIdParams,
-        response: { 202: CancelAccepted, ...problemResponses(404, 409, 413, 415) },
+        response: { 202: CancelAccepted, ...problemResponses(403, 404, 409, 413, 415) },
       },
     },
     async (request, reply) => {
@@ -59,14 +62,16 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
       `/orders/:orderId/${path}`,
       {
         schema: {
+          operationId: `${path}Order`,
           summary: `${path === 'approve' ? 'Approve' : 'Reject'} an order awaiting approval`,
           description:
             path === 'approve'
               ? 'The saga goes on to charge and ship.'
               : 'The saga releases the stock and ends FAILED with approval_rejected.',
           tags: ['orders'],
+          security: needs('orders:approve'),
           params: OrderIdParams,
-          response: { 202: DecisionAccepted, ...problemResponses(404, 409, 413, 415) },
+          response: { 202: DecisionAccepted, ...problemResponses(403, 404, 409, 413, 415) },
         },
       },
       async (request, reply) => {

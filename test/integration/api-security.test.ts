@@ -6,6 +6,7 @@ import { loadApiConfig } from '../../api/config';
 import { launchChromium } from '../support/chromium';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
 import { TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
+import { writeApiKeysFile } from '../support/api-keys';
 
 /**
  * Rate limits, security headers and CORS of the API over a real Postgres and Temporal,
@@ -49,9 +50,13 @@ async function appWith(env: Record<string, string>): Promise<App> {
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 describe('rate limits', () => {
-  it('when a token uses up RATE_LIMIT_MAX within the window, then it gets a 429 problem with Retry-After, another token does not, and the window frees it again', async () => {
+  it('when a caller uses up RATE_LIMIT_MAX within the window, then it gets a 429 problem with Retry-After, another caller does not, and the window frees it again', async () => {
     const app = await appWith({
-      API_TOKENS: 'token-a,token-b',
+      // Two principals (the budget is per principal: API_TOKENS are all "static").
+      API_KEYS_FILE: writeApiKeysFile([
+        { id: 'a', token: 'token-a', scopes: ['orders:read', 'orders:write'] },
+        { id: 'b', token: 'token-b', scopes: ['orders:read', 'orders:write'] },
+      ]),
       RATE_LIMIT_MAX: '3',
       RATE_LIMIT_WINDOW: '2s',
     });
@@ -70,7 +75,7 @@ describe('rate limits', () => {
       status: 429,
       title: 'Too many requests',
     });
-    // Another token has its own budget; a POST is limited like a GET.
+    // Another caller has its own budget; a POST is limited like a GET.
     expect((await app.inject({ method: 'GET', url: '/orders', headers: bearer('token-b') })).statusCode).toBe(
       200,
     );

@@ -12,6 +12,7 @@ import { OrderTotalCentsKey } from '../../workflows/search-attributes';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 import { TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
+import { writeApiKeysFile } from '../support/api-keys';
 
 /**
  * Idempotency-Key (CONTRACT §2) end to end: the API with a real saga worker, Postgres,
@@ -55,7 +56,10 @@ function apiConfig(temporalAddress: string, taskQueue: string): ApiConfig {
     TEMPORAL_ADDRESS: temporalAddress,
     PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     TEMPORAL_TASK_QUEUE: taskQueue,
-    API_TOKENS: TOKENS.join(','),
+    // Two callers: Idempotency-Keys are scoped per principal (the key's id).
+    API_KEYS_FILE: writeApiKeysFile(
+      TOKENS.map((token) => ({ id: token.replace('token-', ''), token, scopes: ['orders:read', 'orders:write'] })),
+    ),
   });
 }
 
@@ -342,7 +346,7 @@ test('when the saga of one order id is started twice without any key, concurrent
   expect(await count(`outbox WHERE aggregate_id = $1 AND type = 'OrderCreated'`, [orderId])).toBe(1);
 });
 
-/** The scope the API gives a bearer token (its digest), as the first request stored it. */
+/** The scope the API gives a bearer token (its principal), as the first request stored it. */
 async function scopeOf(token: string): Promise<string> {
   const key = `scope-probe-${randomUUID()}`;
   const response = await app.inject({
