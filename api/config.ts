@@ -61,7 +61,7 @@ export function loadApiConfig(env: Env): ApiConfig {
       windowMs: duration(env, 'RATE_LIMIT_WINDOW', '1m').ms,
     },
     corsOrigins: corsOrigins(env),
-    codecOrigins: [new URL(uiUrl).origin],
+    codecOrigins: codecOrigins(uiUrl),
     trustProxy: trustProxy(env),
     ...optionalTracing(env),
   };
@@ -70,6 +70,13 @@ export function loadApiConfig(env: Env): ApiConfig {
 function optionalTracing(env: Env): { tracing?: TracingSettings } {
   const tracing = loadTracingSettings(env, 'order-saga-api');
   return tracing ? { tracing } : {};
+}
+
+/** The Web UI's origin; on loopback both names, as a browser may open either. */
+function codecOrigins(uiUrl: string): string[] {
+  const ui = new URL(uiUrl);
+  const aliases = ['localhost', '127.0.0.1'].includes(ui.hostname) ? ['localhost', '127.0.0.1'] : [ui.hostname];
+  return aliases.map((host) => `${ui.protocol}//${host}${ui.port ? `:${ui.port}` : ''}`);
 }
 
 /** CORS_ORIGINS: comma-separated origins (scheme://host[:port]), or `*` for any. */

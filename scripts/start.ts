@@ -148,14 +148,22 @@ async function main(): Promise<void> {
 
   const tools = await ensureTools(note);
   if (shuttingDown) return;
-  stack = await startStack({ ...config, dataDir: DATA_DIR, tools, log: note });
+  // The API's port is chosen first: the Web UI is started pointing at its codec.
+  const [apiPort] = config.stackOnly ? [undefined] : await choosePorts('api', [config.port], note);
+  stack = await startStack({
+    ...config,
+    dataDir: DATA_DIR,
+    tools,
+    log: note,
+    ...(apiPort !== undefined ? { uiCodecEndpoint: `${apiUrlFor(config.host, apiPort)}/codec` } : {}),
+  });
   if (shuttingDown) return;
   await prepareDatabase(stack.databaseUrl);
   if (shuttingDown) return;
 
   let apiUrl: string | undefined;
   if (!config.stackOnly) {
-    apiUrl = await startProcesses(config, stack);
+    apiUrl = await startProcesses(config, stack, apiPort!);
     if (shuttingDown) return;
   }
   printReady(stack, apiUrl);
@@ -193,8 +201,7 @@ async function seedCatalog(pool: Pool): Promise<void> {
 }
 
 /** Starts worker, relay and api; resolves with the API's URL once GET /healthz says 200. */
-async function startProcesses(config: StartConfig, running: Stack): Promise<string> {
-  const [port] = await choosePorts('api', [config.port], note);
+async function startProcesses(config: StartConfig, running: Stack, port: number): Promise<string> {
   const encryptionKeys = await encryptionKeysFor(config);
   const env: NodeJS.ProcessEnv = {
     ...process.env, // whatever the user set (LOG_LEVEL, API_TOKENS, APPROVAL_*, …) passes through
@@ -224,11 +231,15 @@ async function startProcesses(config: StartConfig, running: Stack): Promise<stri
       void shutdown(1, `${name} exited unexpectedly (${how}); see ${child.logFile}`);
     });
   }
-  // A wildcard bind is reachable on loopback; anything else is probed where it listens.
-  const probeHost = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
-  const apiUrl = `http://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${port}`;
+  const apiUrl = apiUrlFor(config.host, port);
   if (api) await waitUntilReady(api, () => answers(`${apiUrl}/healthz`), API_READY_TIMEOUT_MS);
   return apiUrl;
+}
+
+/** Where the API answers: a wildcard bind is reachable on loopback; anything else where it listens. */
+function apiUrlFor(host: string, port: number): string {
+  const probeHost = ['0.0.0.0', '::', ''].includes(host) ? '127.0.0.1' : host;
+  return `http://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${port}`;
 }
 
 async function answers(target: string): Promise<boolean> {
