@@ -5,6 +5,7 @@ import {
   CancellationScope,
   condition,
   defineQuery,
+  defineSignal,
   defineUpdate,
   isCancellation,
   patched,
@@ -29,6 +30,8 @@ import {
   stepKey,
   UPDATE_APPROVE,
   UPDATE_REJECT,
+  SIGNAL_CANCEL_REQUESTED,
+  type DecidedBy,
   type FailureReason,
   type OrderSagaInput,
   type OrderSagaResult,
@@ -123,8 +126,11 @@ const compensations = proxyActivities<Activities>(COMPENSATION_OPTIONS);
 const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_OPTIONS);
 
 export const stateQuery = defineQuery<OrderSagaState>(QUERY_STATE);
+// The API sends its caller's principal (DecidedBy) as the updates' argument, for the
+// history; the handlers need nothing from it.
 export const approveUpdate = defineUpdate<void>(UPDATE_APPROVE);
 export const rejectUpdate = defineUpdate<void>(UPDATE_REJECT);
+export const cancelRequestedSignal = defineSignal<[DecidedBy]>(SIGNAL_CANCEL_REQUESTED);
 
 /** A step refused for a business reason; unwinds the saga with that failure reason. */
 class StepRefused extends Error {
@@ -192,6 +198,8 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   setHandler(stateQuery, () => state);
   setHandler(approveUpdate, () => void (decision = 'approved'), { validator: validateAwaiting });
   setHandler(rejectUpdate, () => void (decision = 'rejected'), { validator: validateAwaiting });
+  // Only for the record (the history keeps who cancelled); schedules nothing.
+  setHandler(cancelRequestedSignal, () => undefined);
 
   const saga = new Saga(
     { sleep: (ms) => sleep(ms), nonCancellable: (fn) => CancellationScope.nonCancellable(fn) },

@@ -1,9 +1,18 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../workflows/contracts';
+import {
+  isTerminal,
+  SIGNAL_CANCEL_REQUESTED,
+  UPDATE_APPROVE,
+  UPDATE_REJECT,
+  workflowIdFor,
+  type DecidedBy,
+} from '../../workflows/contracts';
 import type { ApiDeps } from '../deps';
-import { needs } from '../plugins/auth';
+import { ANONYMOUS, needs } from '../plugins/auth';
 import { problems } from '../problems';
+import { recordDecision } from '../queries/decisions';
 import { findOrderStatus } from '../queries/orders';
 import { problemResponses } from '../schemas/common';
 import { CancelAccepted, DecisionAccepted, OrderIdParams } from '../schemas/orders';
@@ -15,6 +24,9 @@ const DECISIONS = [
   { path: 'approve', update: UPDATE_APPROVE, decision: 'approved' },
   { path: 'reject', update: UPDATE_REJECT, decision: 'rejected' },
 ] as const;
+
+/** Who is asking: the principal, never a token (CONTRACT §2). */
+const decidedBy = (request: FastifyRequest): DecidedBy => ({ by: request.principal?.id ?? ANONYMOUS });
 
 export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { pool, temporal }, done) => {
   const withDeadline = <T>(call: () => Promise<T>): Promise<T> =>
@@ -45,14 +57,21 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
       const orderId = request.params.orderId.toLowerCase();
       const status = await currentStatus(orderId);
       if (isTerminal(status)) throw problems.orderNotCancellable(status);
+      const by = decidedBy(request);
       try {
-        await withDeadline(() => temporal.workflow.getHandle(workflowIdFor(orderId)).cancel());
+        const handle = temporal.workflow.getHandle(workflowIdFor(orderId));
+        // Who cancelled goes into the history first (a signal, encrypted like every payload),
+        // then Temporal's own cancellation.
+        await withDeadline(() => handle.signal(SIGNAL_CANCEL_REQUESTED, by));
+        await withDeadline(() => handle.cancel());
       } catch (error) {
         // The saga closed between our read and the cancel: its row now says how it ended.
         if (error instanceof WorkflowNotFoundError)
           throw problems.orderNotCancellable(await currentStatus(orderId));
         throw error;
       }
+      await recordDecision(pool, { orderId, action: 'cancel', by: by.by, requestId: request.id });
+      request.log.info({ orderId, action: 'cancel', by: by.by }, 'decision recorded');
       return reply.code(202).send({ orderId, status, cancelRequested: true as const });
     },
   );
@@ -78,6 +97,7 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
         const orderId = request.params.orderId.toLowerCase();
         const status = await currentStatus(orderId);
         if (status !== 'AWAITING_APPROVAL') throw problems.orderNotAwaitingApproval(status);
+        const by = decidedBy(request);
         try {
           // A Temporal Update, not a signal: the workflow's validator refuses it unless the
           // saga is really waiting, and we hear about it here. The update id makes a client
@@ -85,7 +105,7 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
           await withDeadline(() =>
             temporal.workflow
               .getHandle(workflowIdFor(orderId))
-              .executeUpdate(update, { updateId: `${update}:${request.id}` }),
+              .executeUpdate(update, { updateId: `${update}:${request.id}`, args: [by] }),
           );
         } catch (error) {
           if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
@@ -96,6 +116,8 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<ApiDeps> = (app, { 
           }
           throw error;
         }
+        await recordDecision(pool, { orderId, action: path, by: by.by, requestId: request.id });
+        request.log.info({ orderId, action: path, by: by.by }, 'decision recorded');
         return reply.code(202).send({ orderId, decision });
       },
     );

@@ -174,6 +174,7 @@ describe('POST /orders', () => {
         { name: 'createShipment', status: 'PENDING', attempts: 0 },
         { name: 'completeOrder', status: 'PENDING', attempts: 0 },
       ],
+      decisions: [],
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       links: {
