@@ -3,28 +3,35 @@
  * code that reads payloads straight from a fetched history (the bench's saga template, the
  * tests). Any object shaped like a payload (`metadata` and `data`) is decoded; the codec
  * leaves payloads it did not encrypt (search attributes, headers, old histories) as they are.
+ * Works on a copy (protobuf messages, Longs and all), so the history given is left alone.
  */
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
 
 const isPayload = (value: object): value is Payload =>
   'metadata' in value && 'data' in value && typeof value.metadata === 'object' && value.metadata !== null;
 
-async function decodeTree(value: unknown, codecs: readonly PayloadCodec[]): Promise<unknown> {
-  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
-  if (Array.isArray(value)) return Promise.all(value.map((item) => decodeTree(item, codecs)));
-  if (isPayload(value)) {
-    let payloads = [value];
-    for (const codec of [...codecs].reverse()) payloads = await codec.decode(payloads);
-    return payloads[0];
+async function decodeInPlace(value: unknown, codecs: readonly PayloadCodec[]): Promise<void> {
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value)) return;
+  if (Array.isArray(value)) {
+    await Promise.all(value.map((item) => decodeInPlace(item, codecs)));
+    return;
   }
-  const entries = await Promise.all(
-    Object.entries(value).map(async ([key, item]) => [key, await decodeTree(item, codecs)] as const),
-  );
-  return Object.fromEntries(entries);
+  if (isPayload(value)) {
+    let payloads: Payload[] = [value];
+    for (const codec of [...codecs].reverse()) payloads = await codec.decode(payloads);
+    value.metadata = payloads[0]!.metadata ?? {};
+    value.data = payloads[0]!.data ?? new Uint8Array();
+    return;
+  }
+  await Promise.all(Object.values(value).map((item) => decodeInPlace(item, codecs)));
 }
 
 export async function decodeHistory(history: History, codecs: readonly PayloadCodec[]): Promise<History> {
   if (codecs.length === 0) return history;
-  return (await decodeTree(history, codecs)) as History;
+  const HistoryProto = temporal.api.history.v1.History;
+  const copy = HistoryProto.decode(HistoryProto.encode(history).finish());
+  await decodeInPlace(copy, codecs);
+  return copy;
 }

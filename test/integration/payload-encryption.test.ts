@@ -4,7 +4,8 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA } from '../../lib/payload-codec';
 import type { OrderSagaInput } from '../../workflows/contracts';
-import { decodedHistory } from '../support/encryption';
+import { Worker } from '@temporalio/worker';
+import { decodedHistory, testDataConverter } from '../support/encryption';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 
@@ -119,6 +120,19 @@ describe('payload encryption', () => {
       shippingAddress: { line1: '1 Main St' },
     });
     expect(defaultPayloadConverter.fromPayload(startedDecoded!.userMetadata!.summary!)).toContain(customerId);
+  });
+
+  it('when an encrypted history is replayed with the keys (as npm run replay does), then it replays', async () => {
+    const order = await saga.startOrder({ paymentToken: 'tok_ok' });
+    await order.result();
+    const history = await raw.workflow.getHandle(order.workflowId).fetchHistory();
+    await expect(
+      Worker.runReplayHistory(
+        { workflowBundle: { codePath: stackEnv().workflowBundle }, dataConverter: testDataConverter },
+        history,
+        order.workflowId,
+      ),
+    ).resolves.toBeUndefined();
   });
 
   it('when a step attempt fails (a flaky card), then the failure message and stack are encrypted too', async () => {
