@@ -59,8 +59,6 @@ export const needs = (scope: Scope): Array<Record<string, Scope[]>> => [
   { apiKey: [scope] },
   { jwt: [scope] },
 ];
-/** A route anyone may call (probes). */
-export const open: Array<Record<string, string[]>> = [];
 
 /** The scope a route's schema declares; undefined for a public route. */
 export function scopeOf(schema: FastifySchema | undefined): Scope | undefined {
@@ -88,7 +86,7 @@ const BEARER = /^Bearer +(\S+) *$/i;
  * - preParsing refuses, before the body is read but after the rate limit (a route-level
  *   onRequest hook, so guessing tokens is rate limited too): 401 without a valid token,
  *   503 when the identity provider's keys cannot be fetched, 403 without the route's scope.
- * Every route must declare its scope (or `open`); one that does not stops the app at ready.
+ * Every route must declare its scope (or `security: []`, public); one that does not stops the app at ready.
  * With no token source configured every caller has every scope.
  */
 export function authorizeCallers(
@@ -105,7 +103,7 @@ export function authorizeCallers(
     if (route.schema?.hide === true || PUBLIC_ROUTES.has(route.url) || route.url.startsWith('/docs')) return;
     if (!declaresSecurity(route.schema)) {
       throw new Error(
-        `route ${methods.join(',')} ${route.url} declares no scope (schema.security: needs(…) or open)`,
+        `route ${methods.join(',')} ${route.url} declares no scope (schema.security: needs(…), or [] for a public route)`,
       );
     }
   });

@@ -230,6 +230,15 @@ describe('the scope matrix: every route × each key', () => {
     },
   );
 
+  it('when a route declares no scope, then the app refuses to start', async () => {
+    const unscoped = appWith({ API_TOKENS: STATIC_TOKEN });
+    // eslint-disable-next-line @typescript-eslint/require-await
+    void unscoped.register(async (instance) => {
+      instance.get('/unscoped', () => ({ ok: true }));
+    });
+    await expect(unscoped.ready()).rejects.toThrow(/GET \/unscoped declares no scope/);
+  });
+
   it('when no token source is configured, then every caller has every scope', async () => {
     const open = appWith({});
     for (const route of ROUTES) expect([401, 403]).not.toContain((await call(open, route)).statusCode);
