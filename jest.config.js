@@ -8,7 +8,7 @@ const swc = (/** @type {'typescript' | 'ecmascript'} */ syntax) => [
 ];
 
 /** Packages published as ESM only, which Jest on Node 20 cannot require(): compiled to CommonJS. */
-const ESM_ONLY = ['content-disposition', 'cookie']; // via @fastify/static and light-my-request
+const ESM_ONLY = ['content-disposition', 'cookie', 'jose']; // via @fastify/static and light-my-request; jose
 
 const shared = {
   rootDir: __dirname,

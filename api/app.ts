@@ -5,7 +5,8 @@ import type { Tracer } from '@opentelemetry/api';
 import { loggerOptions } from '../lib/logger';
 import type { ApiDeps } from './deps';
 import { logRequests } from './plugins/access-log';
-import { requireBearerToken } from './plugins/auth';
+import { authorizeCallers } from './plugins/auth';
+import type { Authenticate } from './plugins/auth-sources';
 import { refuseWhileClosing } from './plugins/draining';
 import { answerFrameworkErrors, answerWithProblems } from './plugins/errors';
 import { acceptJsonBodiesOnly } from './plugins/json-body';
@@ -17,6 +18,7 @@ import { limitRequestRates } from './plugins/rate-limit';
 import { echoRequestId, requestIdFor } from './plugins/request-id';
 import { secureResponses } from './plugins/security';
 import { traceRequests } from './plugins/tracing';
+import { codecRoutes } from './routes/codec';
 import { healthRoutes } from './routes/health';
 import { inventoryRoutes } from './routes/inventory';
 import { orderActionRoutes } from './routes/order-actions';
@@ -42,6 +44,8 @@ export interface BuildAppOptions extends ApiDeps {
    * OpenTelemetry client interceptor (api/temporal.ts) for the saga to join the trace.
    */
   tracer?: Tracer;
+  /** Replaces the token verifier built from config.auth (tests). */
+  authenticate?: Authenticate;
 }
 
 /** Trusts the nearest `hops` proxies (what a number means to proxy-addr), typed for Fastify. */
@@ -54,7 +58,7 @@ const trustHops =
  * The whole HTTP API as a Fastify instance. It never listens, connects or reads the
  * environment: server.ts does that, tests call inject(). Route plugins load on ready().
  */
-export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): App {
+export function buildApp({ logger = false, tracer, authenticate, ...deps }: BuildAppOptions): App {
   const app = Fastify({
     ...(typeof logger === 'boolean'
       ? { logger: logger && loggerOptions('api', deps.config.logLevel) }
@@ -87,9 +91,9 @@ export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): 
   answerWithProblems(app, BODY_LIMIT_BYTES);
   refuseWhileClosing(app);
   acceptJsonBodiesOnly(app);
-  requireBearerToken(app, deps.config.apiTokens);
+  authorizeCallers(app, deps.config.auth, authenticate ? { authenticate } : {});
   refuseUnstorableText(app);
-  secureResponses(app, deps.config.corsOrigins);
+  secureResponses(app, deps.config.corsOrigins, deps.config.codecOrigins);
   limitRequestRates(app, deps.config.rateLimit);
   exposeMetrics(app);
   documentApi(app);
@@ -108,5 +112,6 @@ export function buildApp({ logger = false, tracer, ...deps }: BuildAppOptions): 
   void app.register(inventoryRoutes, routeDeps);
   void app.register(orderRoutes, routeDeps);
   void app.register(orderActionRoutes, routeDeps);
+  void app.register(codecRoutes, routeDeps);
   return app;
 }

@@ -1,4 +1,6 @@
 import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadAuthSettings, type AuthSettings } from './plugins/auth-sources';
+import { loadPayloadEncryption, type PayloadEncryption } from '../lib/payload-codec';
 import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 import { DEFAULT_TASK_QUEUE } from '../contracts/index';
@@ -12,11 +14,13 @@ export interface ApiConfig {
   databaseUrl: string;
   dbPoolSize: number;
   temporal: TemporalSettings;
+  /** PAYLOAD_ENCRYPTION_KEYS (required unless PAYLOAD_ENCRYPTION=off): the client's codec and /codec/*. */
+  payloadEncryption: PayloadEncryption;
   taskQueue: string;
   /** Base of the Temporal Web UI, without a trailing slash. */
   temporalUiUrl: string;
-  /** Bearer tokens; empty means the API is open. */
-  apiTokens: string[];
+  /** Token sources (API_TOKENS, API_KEYS_FILE, AUTH_JWKS_URL…); none set: the API is open. */
+  auth: AuthSettings;
   approvalThresholdCents: number;
   /** Duration text such as '24h'; handed to the saga as is, so it was validated here. */
   approvalTimeout: string;
@@ -26,6 +30,8 @@ export interface ApiConfig {
   rateLimit: { max: number; windowMs: number };
   /** Origins allowed to call the API from a browser; empty: no CORS headers at all. */
   corsOrigins: string[];
+  /** Origins allowed to call /codec/* from a browser: the Web UI's (TEMPORAL_UI_URL). */
+  codecOrigins: string[];
   /** Fastify's trustProxy: false, a hop count, or the proxies' addresses/CIDRs. */
   trustProxy: boolean | number | string[];
   /** OpenTelemetry export; undefined: tracing off. */
@@ -41,9 +47,10 @@ export function loadApiConfig(env: Env): ApiConfig {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
     dbPoolSize: integer(env, 'API_DB_POOL_SIZE', 20, { min: 1, max: 1_000 }),
     temporal: loadTemporalConnection(env),
+    payloadEncryption: loadPayloadEncryption(env, { required: true }),
     taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
     temporalUiUrl: uiUrl.replace(/\/+$/, ''),
-    apiTokens: list(env, 'API_TOKENS'),
+    auth: loadAuthSettings(env),
     approvalThresholdCents: integer(env, 'APPROVAL_THRESHOLD_CENTS', 100_000, { min: 0 }),
     approvalTimeout: duration(env, 'APPROVAL_TIMEOUT', '24h').text,
     // The contract promises keys are kept at least a day.
@@ -54,6 +61,7 @@ export function loadApiConfig(env: Env): ApiConfig {
       windowMs: duration(env, 'RATE_LIMIT_WINDOW', '1m').ms,
     },
     corsOrigins: corsOrigins(env),
+    codecOrigins: codecOrigins(uiUrl),
     trustProxy: trustProxy(env),
     ...optionalTracing(env),
   };
@@ -62,6 +70,13 @@ export function loadApiConfig(env: Env): ApiConfig {
 function optionalTracing(env: Env): { tracing?: TracingSettings } {
   const tracing = loadTracingSettings(env, 'order-saga-api');
   return tracing ? { tracing } : {};
+}
+
+/** The Web UI's origin; on loopback both names, as a browser may open either. */
+function codecOrigins(uiUrl: string): string[] {
+  const ui = new URL(uiUrl);
+  const aliases = ['localhost', '127.0.0.1'].includes(ui.hostname) ? ['localhost', '127.0.0.1'] : [ui.hostname];
+  return aliases.map((host) => `${ui.protocol}//${host}${ui.port ? `:${ui.port}` : ''}`);
 }
 
 /** CORS_ORIGINS: comma-separated origins (scheme://host[:port]), or `*` for any. */

@@ -61,6 +61,8 @@ export const problems = {
   badRequest: (detail: string) => new ProblemError(400, 'bad-request', 'Bad request', detail),
   unauthorized: (detail: string) =>
     new ProblemError(401, 'unauthorized', 'Unauthorized', detail, {}, { 'www-authenticate': 'Bearer' }),
+  forbidden: (scope: string) =>
+    new ProblemError(403, 'forbidden', 'Forbidden', `This operation needs the scope ${scope}, which the token does not grant.`),
   notFound: (detail: string) => new ProblemError(404, 'not-found', 'Not found', detail),
   orderNotFound: (orderId: string) =>
     new ProblemError(404, 'order-not-found', 'Order not found', `No order has id ${orderId}.`),

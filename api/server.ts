@@ -18,7 +18,10 @@ async function main(): Promise<void> {
   const logger = createLogger('api', config.logLevel);
   const tracing = config.tracing ? startOtlpTracing(config.tracing) : undefined;
   const pool = createPool(config.databaseUrl, { max: config.dbPoolSize, applicationName: 'order-saga-api' });
-  const temporal = createTemporalClient(config.temporal, { traced: tracing !== undefined });
+  const temporal = createTemporalClient(config.temporal, {
+    traced: tracing !== undefined,
+    encryptionKeys: config.payloadEncryption.keys,
+  });
   // Starts the sagas of accepted orders, and keeps passing over those left waiting (Temporal
   // down, or an api replica killed between acceptance and start).
   const starter = createSagaStarter({ pool, temporal: temporal.client, taskQueue: config.taskQueue, logger });
@@ -83,10 +86,17 @@ async function main(): Promise<void> {
     {
       namespace: config.temporal.namespace,
       taskQueue: config.taskQueue,
-      auth: config.apiTokens.length > 0 ? 'bearer' : 'none',
+      auth: {
+        staticTokens: config.auth.staticTokens.length,
+        apiKeys: config.auth.apiKeys.map((key) => key.id),
+        jwt: config.auth.jwt ? { jwks: config.auth.jwt.jwksUrl, issuer: config.auth.jwt.issuer } : 'off',
+      },
       rateLimit: config.rateLimit,
       cors: config.corsOrigins.length > 0 ? config.corsOrigins : 'off',
       tracing: tracing ? 'otlp' : 'off',
+      payloadEncryption: config.payloadEncryption.keys
+        ? `on (key ${config.payloadEncryption.keys[0]!.id})`
+        : 'off',
     },
     'api listening',
   );

@@ -1,5 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
+import { dataConverterFor, type EncryptionKey } from '../lib/payload-codec';
 import type { TemporalSettings } from './config';
 
 export interface TemporalClient {
@@ -13,6 +14,8 @@ export interface TemporalClientOptions {
    * the active trace, carried to the workflow in its headers.
    */
   traced?: boolean;
+  /** Payload encryption keys (lib/payload-codec.ts); none: payloads in clear. */
+  encryptionKeys?: readonly EncryptionKey[] | undefined;
 }
 
 /**
@@ -33,6 +36,7 @@ export function createTemporalClient(
     client: new Client({
       connection,
       namespace: settings.namespace,
+      dataConverter: dataConverterFor(options.encryptionKeys),
       ...(options.traced
         ? { interceptors: { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } }
         : {}),

@@ -155,6 +155,13 @@ export const PATCHES = {
 export const QUERY_STATE = 'state';
 export const UPDATE_APPROVE = 'approve';
 export const UPDATE_REJECT = 'reject';
+/** Sent by the API right before it requests cancellation, so the history says who cancelled. */
+export const SIGNAL_CANCEL_REQUESTED = 'cancelRequested';
+
+/** Who decided (approve, reject) or cancelled: the API caller's principal, never a token. */
+export interface DecidedBy {
+  by: string;
+}
 
 /** ApplicationFailure type strings (never class names). */
 export const ErrorTypes = {

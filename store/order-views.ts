@@ -25,9 +25,11 @@ export interface OrderRow {
   payment_status: Exclude<PaymentStatus, 'NONE'> | null;
   shipment_status: Exclude<ShipmentStatus, 'NONE'> | null;
   tracking_number: string | null;
+  /** Approvals, rejections and cancellations, oldest first (order_decisions). */
+  decisions: { action: 'approve' | 'reject' | 'cancel'; by: string; at: string }[];
 }
 
-// One statement per read: lines and steps are aggregated in subselects, payment and
+// One statement per read: lines, steps and decisions are aggregated in subselects, payment and
 // shipment (at most one row each) joined.
 const SELECT_ORDERS = `
   SELECT o.id, o.workflow_id, o.customer_id, o.status, o.failure_reason, o.total_cents, o.currency,
@@ -41,6 +43,11 @@ const SELECT_ORDERS = `
                    'name', s.name, 'status', s.status, 'attempts', s.attempts)
                  ORDER BY s.position), '[]')
             FROM order_steps s WHERE s.order_id = o.id) AS steps,
+         (SELECT coalesce(json_agg(json_build_object(
+                   'action', d.action, 'by', d.principal,
+                   'at', to_char(d.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+                 ORDER BY d.decided_at, d.id), '[]')
+            FROM order_decisions d WHERE d.order_id = o.id) AS decisions,
          p.status AS payment_status,
          sh.status AS shipment_status, sh.tracking_number
     FROM orders o

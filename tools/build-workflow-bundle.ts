@@ -8,6 +8,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { workflowBundleConverters } from '../lib/payload-codec';
 
 const DEFAULT_OUTPUT = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 const USAGE = 'usage: node --import tsx tools/build-workflow-bundle.ts [output-file]';
@@ -27,6 +28,8 @@ async function main(): Promise<number> {
     // The same entry the worker bundles when it has no prebuilt bundle (worker/create-worker.ts).
     workflowsPath: require.resolve('../workflows'),
     logger: new DefaultLogger('WARN'),
+    // Failures encoded like the workers' (lib/payload-codec.ts): a worker given this bundle needs it.
+    ...workflowBundleConverters,
   });
 
   // Written next to its final name, then renamed: never a half-written bundle at `output`.

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, makeTelemetryFilterString, Runtime, Worker } from '@temporalio/worker';
 import { loadOrExit } from '../lib/env';
+import { dataConverterFor, loadPayloadEncryption } from '../lib/payload-codec';
 import { loadTemporalConnection } from '../worker/config';
 
 /**
@@ -26,6 +27,9 @@ async function main(): Promise<number> {
     return values.help ? 0 : 2;
   }
   const temporal = loadOrExit(() => loadTemporalConnection(process.env));
+  // The same keys as the workers (PAYLOAD_ENCRYPTION_KEYS): the histories are encrypted.
+  const { keys } = loadOrExit(() => loadPayloadEncryption(process.env, { required: false }));
+  const dataConverter = dataConverterFor(keys);
   Runtime.install({
     logger: new DefaultLogger('WARN'),
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
@@ -35,7 +39,7 @@ async function main(): Promise<number> {
     ...(temporal.tls ? { tls: temporal.tls } : {}),
     ...(temporal.apiKey ? { apiKey: temporal.apiKey } : {}),
   });
-  const client = new Client({ connection, namespace: temporal.namespace });
+  const client = new Client({ connection, namespace: temporal.namespace, dataConverter });
   try {
     const executions = values.query
       ? client.workflow.list({ query: values.query }).intoHistories()
@@ -47,7 +51,7 @@ async function main(): Promise<number> {
     let replayed = 0;
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(
-      { workflowsPath: require.resolve('../workflows') },
+      { workflowsPath: require.resolve('../workflows'), dataConverter },
       executions,
     )) {
       replayed++;

@@ -1,5 +1,6 @@
 import { DEFAULT_TASK_QUEUE } from '../contracts/index';
 import { ConfigError, duration, integer, list, logLevel, optionalString, url, type Env } from '../lib/env';
+import { loadPayloadEncryption, type PayloadEncryption } from '../lib/payload-codec';
 import { loadTemporalConnection, type TemporalConnectionConfig } from '../lib/temporal-connection';
 import { loadTracingSettings, type TracingSettings } from '../lib/tracing';
 
@@ -9,6 +10,8 @@ export { loadTemporalConnection, type TemporalConnectionConfig };
 export interface WorkerConfig {
   databaseUrl: string;
   temporal: TemporalConnectionConfig;
+  /** PAYLOAD_ENCRYPTION_KEYS (required unless PAYLOAD_ENCRYPTION=off). */
+  payloadEncryption: PayloadEncryption;
   taskQueue: string;
   logLevel: string;
   /** Prebuilt workflow bundle (Docker image); bundled at start when absent. */
@@ -36,6 +39,7 @@ export function loadWorkerConfig(env: Env): WorkerConfig {
   return {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
     temporal: loadTemporalConnection(env),
+    payloadEncryption: loadPayloadEncryption(env, { required: true }),
     taskQueue: optionalString(env, 'TEMPORAL_TASK_QUEUE', DEFAULT_TASK_QUEUE),
     logLevel: logLevel(env),
     ...(bundle ? { workflowBundlePath: bundle } : {}),

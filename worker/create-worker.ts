@@ -18,6 +18,7 @@ import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../activi
 import type { Pool } from '../store/pool';
 import type { Logger } from '../lib/logger';
 import { paymentTaskQueueFor } from '../contracts/index';
+import { dataConverterFor, type EncryptionKey } from '../lib/payload-codec';
 import { sagaObserver, type SagaMetrics } from './saga-observer';
 
 /** Bundled into the workflow code when tracing is on: RunWorkflow and StartActivity spans. */
@@ -49,6 +50,11 @@ export interface SagaWorkerOptions {
   /** How long running activities may take to finish once shutdown starts. Default 10 s. */
   shutdownGraceMs?: number;
   observability?: SagaObservability;
+  /**
+   * Payload encryption keys (lib/payload-codec.ts); none: payloads in clear. A prebuilt
+   * bundle must have been built with `workflowBundleConverters` (failures encoded alike).
+   */
+  encryptionKeys?: readonly EncryptionKey[] | undefined;
 }
 
 /** The saga's workers: one for workflows and saga steps, one bulkhead for payment calls. */
@@ -104,6 +110,7 @@ export async function createSagaWorkers(options: SagaWorkerOptions): Promise<Sag
   const common = {
     connection: options.connection,
     namespace: options.namespace,
+    dataConverter: dataConverterFor(options.encryptionKeys),
     shutdownGraceTime: options.shutdownGraceMs ?? 10_000,
   };
   // The main queue keeps every activity registered, so runs that scheduled a payment there

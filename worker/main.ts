@@ -53,6 +53,7 @@ async function main(): Promise<void> {
     payments: config.payments,
     fraudDenyList: config.fraudDenyList,
     shutdownGraceMs: config.shutdownGraceMs,
+    encryptionKeys: config.payloadEncryption.keys,
     observability: { logger, metrics, ...(tracing ? { tracing } : {}) },
     ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
   });
@@ -63,6 +64,9 @@ async function main(): Promise<void> {
       ...(metricsServer ? { metrics: `http://${bindAddress(host, metricsServer.port)}/metrics` } : {}),
       ...(sdkPort !== undefined ? { sdkMetrics: `http://${bindAddress(host, sdkPort)}/metrics` } : {}),
       tracing: tracing ? 'otlp' : 'off',
+      payloadEncryption: config.payloadEncryption.keys
+        ? `on (key ${config.payloadEncryption.keys[0]!.id})`
+        : 'off',
     },
     'worker started',
   );

@@ -3,6 +3,7 @@ import {
   CancellationScope,
   condition,
   defineQuery,
+  defineSignal,
   defineUpdate,
   patched,
   setHandler,
@@ -20,6 +21,8 @@ import {
   stepKey,
   UPDATE_APPROVE,
   UPDATE_REJECT,
+  SIGNAL_CANCEL_REQUESTED,
+  type DecidedBy,
   type OrderSagaInput,
   type OrderSagaResult,
   type OrderSagaState,
@@ -44,8 +47,11 @@ import {
 } from './step-options';
 
 export const stateQuery = defineQuery<OrderSagaState>(QUERY_STATE);
+// The API sends its caller's principal (DecidedBy) as the updates' argument, for the
+// history; the handlers need nothing from it.
 export const approveUpdate = defineUpdate<void>(UPDATE_APPROVE);
 export const rejectUpdate = defineUpdate<void>(UPDATE_REJECT);
+export const cancelRequestedSignal = defineSignal<[DecidedBy]>(SIGNAL_CANCEL_REQUESTED);
 
 const dollars = (cents: number): string => `$${(cents / 100).toFixed(2)}`;
 
@@ -87,6 +93,8 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   setHandler(stateQuery, () => state.view);
   setHandler(approveUpdate, () => void (decision = 'approved'), { validator: validateAwaiting });
   setHandler(rejectUpdate, () => void (decision = 'rejected'), { validator: validateAwaiting });
+  // Only for the record (the history keeps who cancelled); schedules nothing.
+  setHandler(cancelRequestedSignal, () => undefined);
 
   const saga = new Saga(
     { sleep: (ms) => sleep(ms), nonCancellable: (fn) => CancellationScope.nonCancellable(fn) },

@@ -27,6 +27,7 @@ export function toOrderView(row: OrderRow, config: ApiConfig): OrderView {
       ...(row.tracking_number !== null ? { trackingNumber: row.tracking_number } : {}),
     },
     steps: row.steps,
+    decisions: row.decisions,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
     links: {

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { Problem } from '../schemas/common';
+import { SECURITY_SCHEMES } from './auth';
 
 /**
  * OpenAPI 3.1 built from the routes' TypeBox schemas: the spec at /openapi.json and the
@@ -17,10 +18,15 @@ export function documentApi(app: FastifyInstance): void {
         version: '0.1.0',
         description:
           'Accepts orders and runs each as a Temporal saga (reserve stock, approval above a threshold, ' +
-          'charge, ship, complete; compensated on failure). Errors are application/problem+json (RFC 9457).',
+          'charge, ship, complete; compensated on failure). Errors are application/problem+json (RFC 9457). ' +
+          'Every operation but the probes needs a bearer token granting its scope (orders:read, orders:write, ' +
+          'orders:approve, catalog:write): 401 without a valid token, 403 without the scope.',
+        license: { name: 'MIT', identifier: 'MIT' },
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      // Relative: the API that serves this document (clients generated from it take a base URL).
+      servers: [{ url: '/', description: 'This API' }],
+      // Each operation lists the scope it needs (api/plugins/auth.ts, needs(…)); the probes none.
+      components: { securitySchemes: SECURITY_SCHEMES },
     },
     // Shared schemas keep their $id as their component name (Problem, not def-0).
     refResolver: {

@@ -9,8 +9,8 @@ export interface RateLimitSettings {
 }
 
 /**
- * `max` requests per window per caller: a valid bearer token (its digest; every client
- * sharing a token shares its budget), else the client address (req.ip, which honours
+ * `max` requests per window per caller: an authenticated principal (every token of one API
+ * key id, JWT subject, or all API_TOKENS share a budget), else the client address (req.ip, which honours
  * TRUST_PROXY). Over the limit: 429 problem with Retry-After. Routes opt out with
  * `config: { rateLimit: false }` (probes, metrics). Counters live in this process: with N
  * replicas behind a balancer a caller gets up to N × max.

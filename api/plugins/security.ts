@@ -1,4 +1,4 @@
-import cors from '@fastify/cors';
+import cors, { type FastifyCorsOptions } from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
 
@@ -12,14 +12,36 @@ const EXPOSED_HEADERS = ['Location', 'Idempotent-Replayed', 'Retry-After', 'X-Re
  * are configured: without CORS_ORIGINS no Access-Control-* header is ever sent, so browsers
  * on other origins cannot read responses.
  */
-export function secureResponses(app: FastifyInstance, corsOrigins: readonly string[]): void {
+export function secureResponses(
+  app: FastifyInstance,
+  corsOrigins: readonly string[],
+  codecOrigins: readonly string[] = [],
+): void {
   void app.register(helmet, { global: true });
-  if (corsOrigins.length === 0) return;
+  const api: FastifyCorsOptions =
+    corsOrigins.length === 0
+      ? { origin: false }
+      : {
+          origin: corsOrigins.includes('*') ? '*' : [...corsOrigins],
+          methods: ['GET', 'POST', 'PUT'],
+          allowedHeaders: ALLOWED_HEADERS,
+          exposedHeaders: EXPOSED_HEADERS,
+          maxAge: 600,
+        };
+  // The Temporal Web UI calls the codec from the browser with its namespace (X-Namespace),
+  // and with credentials and an Authorization header when so configured.
+  const codec: FastifyCorsOptions =
+    codecOrigins.length === 0
+      ? api
+      : {
+          origin: [...new Set([...codecOrigins, ...corsOrigins.filter((origin) => origin !== '*')])],
+          methods: ['POST'],
+          allowedHeaders: ['Authorization', 'Content-Type', 'X-Namespace', 'X-Request-Id'],
+          credentials: true,
+          maxAge: 600,
+        };
+  if (corsOrigins.length === 0 && codecOrigins.length === 0) return;
   void app.register(cors, {
-    origin: corsOrigins.includes('*') ? '*' : [...corsOrigins],
-    methods: ['GET', 'POST', 'PUT'],
-    allowedHeaders: ALLOWED_HEADERS,
-    exposedHeaders: EXPOSED_HEADERS,
-    maxAge: 600,
+    delegator: (request, callback) => callback(null, request.url.startsWith('/codec/') ? codec : api),
   });
 }

@@ -30,11 +30,12 @@ export const healthRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, { poo
     '/healthz',
     {
       schema: {
+        operationId: 'getLiveness',
         summary: 'Liveness: 200 while the process runs',
         description: 'A process that is shutting down answers 503 (problem), like every route.',
         tags: ['operations'],
         security: [],
-        response: { 200: Health, 503: problemResponse(503) },
+        response: { 200: Health, 400: problemResponse(400), 503: problemResponse(503) },
       },
       config: PROBE,
     },
@@ -45,6 +46,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, { poo
     '/readyz',
     {
       schema: {
+        operationId: 'getReadiness',
         summary: 'Readiness: 200 when Postgres answers, else 503',
         description:
           'Orders are accepted in Postgres, so Postgres alone decides readiness; checks also show ' +
@@ -54,6 +56,7 @@ export const healthRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, { poo
         security: [],
         response: {
           200: Readiness,
+          400: problemResponse(400),
           503: {
             description: 'Not ready: Postgres is down, or the instance is shutting down',
             content: { 'application/json': { schema: Readiness }, ...problemContent },

@@ -1,5 +1,6 @@
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import type { RouteDeps } from '../deps';
+import { needs } from '../plugins/auth';
 import { problems } from '../problems';
 import { findProduct, upsertProduct } from '../../store/products';
 import { problemResponses } from '../schemas/common';
@@ -10,10 +11,12 @@ export const inventoryRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, { 
     '/inventory/:sku',
     {
       schema: {
+        operationId: 'getProduct',
         summary: 'A product with its stock',
         tags: ['inventory'],
+        security: needs('orders:read'),
         params: SkuParams,
-        response: { 200: Product, ...problemResponses(404) },
+        response: { 200: Product, ...problemResponses(403, 404) },
       },
     },
     async (request) => {
@@ -27,12 +30,14 @@ export const inventoryRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, { 
     '/inventory/:sku',
     {
       schema: {
+        operationId: 'putProduct',
         summary: 'Create or replace a product (admin)',
         description: 'Sets name, price and available stock; units reserved by orders in progress are kept.',
         tags: ['inventory'],
+        security: needs('catalog:write'),
         params: SkuParams,
         body: ProductInput,
-        response: { 200: Product, ...problemResponses(413, 415) },
+        response: { 200: Product, ...problemResponses(403, 413, 415) },
       },
     },
     async (request) => upsertProduct(pool, request.params.sku, request.body),

@@ -1,8 +1,18 @@
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginCallbackTypebox } from '@fastify/type-provider-typebox';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { isTerminal, UPDATE_APPROVE, UPDATE_REJECT, workflowIdFor } from '../../contracts/index';
+import {
+  isTerminal,
+  SIGNAL_CANCEL_REQUESTED,
+  UPDATE_APPROVE,
+  UPDATE_REJECT,
+  workflowIdFor,
+  type DecidedBy,
+} from '../../contracts/index';
 import type { RouteDeps } from '../deps';
+import { ANONYMOUS, needs } from '../plugins/auth';
 import { problems } from '../problems';
+import { recordDecision } from '../../store/decisions';
 import { findOrderStatus } from '../../store/order-views';
 import { findPendingStart } from '../../store/saga-starts';
 import { problemResponses } from '../schemas/common';
@@ -15,6 +25,9 @@ const DECISIONS = [
   { path: 'approve', update: UPDATE_APPROVE, decision: 'approved' },
   { path: 'reject', update: UPDATE_REJECT, decision: 'rejected' },
 ] as const;
+
+/** Who is asking: the principal, never a token (CONTRACT §2). */
+const decidedBy = (request: FastifyRequest): DecidedBy => ({ by: request.principal?.id ?? ANONYMOUS });
 
 export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
   app,
@@ -34,20 +47,29 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
     '/orders/:orderId/cancel',
     {
       schema: {
+        operationId: 'cancelOrder',
         summary: 'Cancel an order',
         description:
           'Requests Temporal cancellation: the saga stops going forward, undoes what it did and ends ' +
           'CANCELLED. Asking again is accepted again. An order past its point of no return completes.',
         tags: ['orders'],
+        security: needs('orders:write'),
         params: OrderIdParams,
-        response: { 202: CancelAccepted, ...problemResponses(404, 409, 413, 415) },
+        response: { 202: CancelAccepted, ...problemResponses(403, 404, 409, 413, 415) },
       },
     },
     async (request, reply) => {
       const orderId = request.params.orderId.toLowerCase();
       const status = await currentStatus(orderId);
       if (isTerminal(status)) throw problems.orderNotCancellable(status);
-      const cancel = () => withDeadline(() => temporal.workflow.getHandle(workflowIdFor(orderId)).cancel());
+      const by = decidedBy(request);
+      const handle = temporal.workflow.getHandle(workflowIdFor(orderId));
+      // Who cancelled goes into the history first (a signal, encrypted like every payload),
+      // then Temporal's own cancellation.
+      const cancel = async () => {
+        await withDeadline(() => handle.signal(SIGNAL_CANCEL_REQUESTED, by));
+        await withDeadline(() => handle.cancel());
+      };
       try {
         await cancel();
       } catch (error) {
@@ -60,6 +82,8 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
         await starter.startNow(pending);
         await cancel();
       }
+      await recordDecision(pool, { orderId, action: 'cancel', by: by.by, requestId: request.id });
+      request.log.info({ orderId, action: 'cancel', by: by.by }, 'decision recorded');
       return reply.code(202).send({ orderId, status, cancelRequested: true as const });
     },
   );
@@ -69,20 +93,23 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
       `/orders/:orderId/${path}`,
       {
         schema: {
+          operationId: `${path}Order`,
           summary: `${path === 'approve' ? 'Approve' : 'Reject'} an order awaiting approval`,
           description:
             path === 'approve'
               ? 'The saga goes on to charge and ship.'
               : 'The saga releases the stock and ends FAILED with approval_rejected.',
           tags: ['orders'],
+          security: needs('orders:approve'),
           params: OrderIdParams,
-          response: { 202: DecisionAccepted, ...problemResponses(404, 409, 413, 415) },
+          response: { 202: DecisionAccepted, ...problemResponses(403, 404, 409, 413, 415) },
         },
       },
       async (request, reply) => {
         const orderId = request.params.orderId.toLowerCase();
         const status = await currentStatus(orderId);
         if (status !== 'AWAITING_APPROVAL') throw problems.orderNotAwaitingApproval(status);
+        const by = decidedBy(request);
         try {
           // A Temporal Update, not a signal: the workflow's validator refuses it unless the
           // saga is really waiting, and we hear about it here. The update id makes a client
@@ -90,7 +117,7 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
           await withDeadline(() =>
             temporal.workflow
               .getHandle(workflowIdFor(orderId))
-              .executeUpdate(update, { updateId: `${update}:${request.id}` }),
+              .executeUpdate(update, { updateId: `${update}:${request.id}`, args: [by] }),
           );
         } catch (error) {
           if (error instanceof WorkflowUpdateFailedError || error instanceof WorkflowNotFoundError) {
@@ -101,6 +128,8 @@ export const orderActionRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (
           }
           throw error;
         }
+        await recordDecision(pool, { orderId, action: path, by: by.by, requestId: request.id });
+        request.log.info({ orderId, action: path, by: by.by }, 'decision recorded');
         return reply.code(202).send({ orderId, decision });
       },
     );

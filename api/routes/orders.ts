@@ -20,6 +20,7 @@ import {
   OrderPage,
   OrderView,
 } from '../schemas/orders';
+import { needs } from '../plugins/auth';
 
 const DEFAULT_PAGE_SIZE = 20;
 
@@ -81,17 +82,19 @@ export const orderRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, deps, 
     '/orders',
     {
       schema: {
+        operationId: 'createOrder',
         summary: 'Place an order',
         description:
           'Prices come from the catalog. The saga starts before the order row is written; both are ' +
           'idempotent on the order id, so the order is visible at once and never lost. With an ' +
           'Idempotency-Key, a retry gets the first response again (Idempotent-Replayed: true).',
         tags: ['orders'],
+        security: needs('orders:write'),
         headers: IdempotencyHeaders,
         body: CreateOrderBody,
         response: {
           202: OrderAccepted,
-          ...problemResponses(409, 413, 415, 422),
+          ...problemResponses(403, 409, 413, 415, 422),
         },
       },
     },
@@ -137,10 +140,12 @@ export const orderRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, deps, 
     '/orders/:orderId',
     {
       schema: {
+        operationId: 'getOrder',
         summary: 'Get an order with its payment, shipment and saga steps',
         tags: ['orders'],
+        security: needs('orders:read'),
         params: OrderIdParams,
-        response: { 200: OrderView, ...problemResponses(404) },
+        response: { 200: OrderView, ...problemResponses(403, 404) },
       },
     },
     async (request) => {
@@ -155,11 +160,13 @@ export const orderRoutes: FastifyPluginCallbackTypebox<RouteDeps> = (app, deps, 
     '/orders',
     {
       schema: {
+        operationId: 'listOrders',
         summary: 'List orders, newest first',
         description: 'Keyset pagination: pass nextCursor back as cursor. Filters stay as they were.',
         tags: ['orders'],
+        security: needs('orders:read'),
         querystring: ListOrdersQuery,
-        response: { 200: OrderPage, ...problemResponses() },
+        response: { 200: OrderPage, ...problemResponses(403) },
       },
     },
     async (request) => {

@@ -49,7 +49,8 @@ export const Problem = Type.Object(
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request',
-  401: 'Missing or wrong bearer token',
+  401: 'Missing, malformed, expired or unknown bearer token',
+  403: 'The token does not grant the scope this operation needs (detail names it)',
   404: 'Not found',
   409: "Conflict with the order's state",
   413: 'Body larger than 64 KiB',
@@ -57,7 +58,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   422: 'Unprocessable',
   429: 'Rate limit used up (per bearer token, else per client address); see Retry-After',
   500: 'Internal error',
-  503: 'A dependency is unavailable, or this instance is shutting down; see Retry-After',
+  503: "A dependency (or the identity provider's keys) is unavailable, or this instance is shutting down; see Retry-After",
 };
 
 /** Statuses whose problems say when to come back. */

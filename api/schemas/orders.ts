@@ -107,6 +107,14 @@ export const OrderView = Type.Object({
       attempts: Type.Integer(),
     }),
   ),
+  decisions: Type.Array(
+    Type.Object({
+      action: StringEnum(['approve', 'reject', 'cancel'] as const),
+      by: Type.String({ description: "The caller's principal: API key id, JWT sub, static or anonymous" }),
+      at: Type.String({ format: 'date-time' }),
+    }),
+    { description: 'Who approved, rejected or cancelled the order, oldest first' },
+  ),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
   links: OrderLinks,

@@ -5,6 +5,8 @@ import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import { launchChromium } from '../support/chromium';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
+import { writeApiKeysFile } from '../support/api-keys';
 
 /**
  * Rate limits, security headers and CORS of the API over a real Postgres and Temporal,
@@ -19,7 +21,7 @@ const apps: App[] = [];
 beforeAll(async () => {
   db = await createTestDatabase();
   connection = await Connection.connect({ address: stackEnv().temporalAddress });
-  client = new Client({ connection });
+  client = new Client({ connection, dataConverter: testDataConverter });
 });
 
 afterAll(async () => {
@@ -35,6 +37,7 @@ async function appWith(env: Record<string, string>): Promise<App> {
     config: loadApiConfig({
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: stackEnv().temporalAddress,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       TEMPORAL_TASK_QUEUE: uniqueTaskQueue('security'),
       ...env,
     }),
@@ -51,7 +54,15 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
  * and move it by hand (jest fakes Date only; timers, hrtime and the event loop stay real): a
  * window can neither end between two requests on a slow machine nor need a sleep to end.
  */
-const LIMIT = { API_TOKENS: 'token-a,token-b', RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW: '1m' };
+const limitEnv = () => ({
+  // Two principals: the budget is per principal (API_TOKENS all share the principal "static").
+  API_KEYS_FILE: writeApiKeysFile([
+    { id: 'a', token: 'token-a', scopes: ['orders:read', 'orders:write'] },
+    { id: 'b', token: 'token-b', scopes: ['orders:read', 'orders:write'] },
+  ]),
+  RATE_LIMIT_MAX: '3',
+  RATE_LIMIT_WINDOW: '1m',
+});
 const WINDOW_MS = 60_000;
 const ONLY_DATE = [
   'hrtime',
@@ -76,7 +87,7 @@ const ordersAs = (app: App, token: string, method: 'GET' | 'POST' = 'GET') =>
 
 /** A fresh app whose token-a has used up its 3 requests of the current window. */
 async function tokenAOverItsLimit(): Promise<App> {
-  const app = await appWith(LIMIT);
+  const app = await appWith(limitEnv());
   for (let i = 0; i < 3; i++) expect((await ordersAs(app, 'token-a')).statusCode).toBe(200);
   return app;
 }
@@ -90,7 +101,7 @@ describe('rate limits', () => {
   });
 
   it('when a token makes RATE_LIMIT_MAX requests, then each is served and the remaining budget counts down to 0', async () => {
-    const app = await appWith(LIMIT);
+    const app = await appWith(limitEnv());
     const remaining: Array<string | undefined> = [];
     for (let i = 0; i < 3; i++) {
       const ok = await ordersAs(app, 'token-a');

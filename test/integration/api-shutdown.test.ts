@@ -6,6 +6,7 @@ import { eventually } from '../../tools/fixtures/eventually';
 import { orderBody } from '../../tools/fixtures/order';
 import { startApiProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { testDataConverter } from '../support/encryption';
 
 /**
  * `npm run api` as a child process, under a steady load of POST /orders from concurrent
@@ -58,7 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.stop();
   if (connection && db) {
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: testDataConverter });
     const { rows } = await db.pool.query<{ workflow_id: string }>('SELECT workflow_id FROM orders');
     await Promise.all(
       rows.map(({ workflow_id }) =>

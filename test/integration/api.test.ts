@@ -8,6 +8,7 @@ import { OrderIdKey, OrderStatusKey, OrderTotalCentsKey } from '../../workflows/
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { createTestDatabase, stackEnv } from '../support/stack';
 import { orderBody, type OrderBody, type OrderOverrides } from '../../tools/fixtures/order';
+import { decodedHistory, TEST_ENCRYPTION_KEYS, testDataConverter } from '../support/encryption';
 
 /**
  * The API against a real Postgres and a real Temporal server, without a worker: accepted
@@ -27,13 +28,14 @@ beforeAll(async () => {
   pool = db.pool;
   dropDatabase = db.drop;
   connection = await Connection.connect({ address: env.temporalAddress });
-  client = new Client({ connection, namespace: 'default' });
+  client = new Client({ connection, dataConverter: testDataConverter, namespace: 'default' });
   app = buildApp({
     pool,
     temporal: client,
     config: loadApiConfig({
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: env.temporalAddress,
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       TEMPORAL_UI_URL: temporalUiUrl,
       TEMPORAL_TASK_QUEUE: `api-test-${randomUUID()}`,
       APPROVAL_THRESHOLD_CENTS: '100000',
@@ -165,6 +167,7 @@ describe('POST /orders', () => {
         { name: 'createShipment', status: 'PENDING', attempts: 0 },
         { name: 'completeOrder', status: 'PENDING', attempts: 0 },
       ],
+      decisions: [],
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       updatedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       links: {
@@ -408,7 +411,7 @@ describe('order actions', () => {
       expect(response.statusCode).toBe(202);
       expect(response.json()).toEqual({ orderId, status: 'PENDING', cancelRequested: true });
     }
-    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const history = await decodedHistory(client.workflow.getHandle(workflowId));
     expect(history.events?.some((event) => event.workflowExecutionCancelRequestedEventAttributes)).toBe(true);
   });
 
@@ -464,6 +467,7 @@ describe('with a saga worker: approval and cancellation end to end', () => {
       config: loadApiConfig({
         DATABASE_URL: saga.databaseUrl,
         TEMPORAL_ADDRESS: stackEnv().temporalAddress,
+        PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
         TEMPORAL_TASK_QUEUE: saga.taskQueue,
         APPROVAL_THRESHOLD_CENTS: '100000',
       }),

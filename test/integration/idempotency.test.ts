@@ -16,6 +16,8 @@ import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 import { eventually } from '../../tools/fixtures/eventually';
 import { orderBody, type OrderBody, type OrderOverrides } from '../../tools/fixtures/order';
+import { TEST_ENCRYPTION_KEYS } from '../support/encryption';
+import { writeApiKeysFile } from '../support/api-keys';
 
 /**
  * Idempotency-Key (CONTRACT §2) end to end: the API with a real saga worker, Postgres,
@@ -57,8 +59,12 @@ function apiConfig(temporalAddress: string, taskQueue: string): ApiConfig {
   return loadApiConfig({
     DATABASE_URL: 'postgres://unused@127.0.0.1:1/unused', // the pool is handed in
     TEMPORAL_ADDRESS: temporalAddress,
+    PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
     TEMPORAL_TASK_QUEUE: taskQueue,
-    API_TOKENS: TOKENS.join(','),
+    // Two callers: Idempotency-Keys are scoped per principal (the key's id).
+    API_KEYS_FILE: writeApiKeysFile(
+      TOKENS.map((token) => ({ id: token.replace('token-', ''), token, scopes: ['orders:read', 'orders:write'] })),
+    ),
   });
 }
 
@@ -350,7 +356,7 @@ test('when the saga of one order id is started twice without any key, concurrent
   expect(await count(`outbox WHERE aggregate_id = $1 AND type = 'OrderCreated'`, [orderId])).toBe(1);
 });
 
-/** The scope the API gives a bearer token (its digest), as the first request stored it. */
+/** The scope the API gives a bearer token (its principal), as the first request stored it. */
 async function scopeOf(token: string): Promise<string> {
   const key = `scope-probe-${randomUUID()}`;
   const response = await app.inject({

@@ -13,6 +13,7 @@ import {
   type ServiceProcess,
 } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { testDataConverter } from '../support/encryption';
 
 /**
  * Metrics and logs of the real processes: `npm run api` and `npm run worker` as child
@@ -109,7 +110,7 @@ afterAll(async () => {
   await api?.stop();
   await worker?.stop();
   // Nothing should be left running; end whatever a failed test left.
-  const client = connection && new Client({ connection });
+  const client = connection && new Client({ connection, dataConverter: testDataConverter });
   for (const orderId of Object.values(orders)) {
     await client?.workflow
       .getHandle(`order-${orderId}`)

@@ -15,6 +15,7 @@ import {
 import { eventually } from '../../tools/fixtures/eventually';
 import { startApiProcess, type ServiceProcess } from '../support/service-process';
 import { orderBody } from '../../tools/fixtures/order';
+import { testDataConverter } from '../support/encryption';
 
 /**
  * `npm run api` (one process, never restarted) over a Postgres and a Temporal server of
@@ -64,7 +65,7 @@ afterAll(async () => {
       .catch(() => ({ rows: [] as { workflow_id: string }[] }));
     const connection = await Connection.connect({ address: temporal.address }).catch(() => undefined);
     if (connection) {
-      const client = new Client({ connection });
+      const client = new Client({ connection, dataConverter: testDataConverter });
       await Promise.all(
         rows.map(({ workflow_id }) =>
           client.workflow

@@ -1,6 +1,7 @@
 import type { OrderSagaState } from '../../contracts/index';
 import { decodeRetryState } from '@temporalio/common';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
+import { decodedHistory } from '../support/encryption';
 
 /**
  * A forward step that keeps failing transiently exhausts its retry budget (the forward
@@ -52,7 +53,7 @@ describe('order saga, a step that exhausts its retries', () => {
       // The charge gave up because its time budget ran out, not for any other reason: the
       // server ends it either after a failed attempt whose retry would start past the
       // budget (failed) or while it waits for the next attempt (timed out).
-      const events = (await order.handle.fetchHistory()).events ?? [];
+      const events = (await decodedHistory(order.handle)).events ?? [];
       const chargeIds = new Set(
         events
           .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'chargePayment')

@@ -11,6 +11,7 @@ import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../act
 import { historySteps } from '../../lib/history-steps';
 import { paymentTaskQueueFor, stepKey, workflowIdFor } from '../../contracts/index';
 import type { OrderSagaState } from '../../contracts/index';
+import { decodedHistory } from '../support/encryption';
 
 /**
  * Every saga path of CONTRACT §3 through a real worker, Temporal dev server and Postgres:
@@ -130,7 +131,7 @@ describe('order saga', () => {
   it('when the payment runs, then it is scheduled on the payments task queue (the bulkhead)', async () => {
     const order = await saga.startOrder({ paymentToken: 'tok_ok' });
     await order.result();
-    const history = await order.handle.fetchHistory();
+    const history = await decodedHistory(order.handle);
     const scheduled = (history.events ?? [])
       .map((event) => event.activityTaskScheduledEventAttributes)
       .filter((attributes) => attributes?.activityType?.name === 'chargePayment');
@@ -142,7 +143,7 @@ describe('order saga', () => {
   it('when a saga runs, then its database steps run as local activities and calls to other services as activities', async () => {
     const order = await saga.startOrder({ paymentToken: 'tok_ok' });
     await order.result();
-    const history = await order.handle.fetchHistory();
+    const history = await decodedHistory(order.handle);
     expect(historySteps(history.events ?? []).map(({ activity, local }) => ({ activity, local }))).toEqual([
       { activity: 'createOrder', local: true },
       { activity: 'reserveInventory', local: true },

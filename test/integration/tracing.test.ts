@@ -18,6 +18,7 @@ import { eventually } from '../../tools/fixtures/eventually';
 import { orderBody } from '../../tools/fixtures/order';
 import { startApiProcess, startWorkerProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { TEST_ENCRYPTION_KEYS, testEncryptionKeys } from '../support/encryption';
 
 /**
  * One trace from POST /orders through the saga: the API's span, the Temporal client's
@@ -99,7 +100,10 @@ describe('in one process, with an in-memory exporter', () => {
     tracing = startTracing({ serviceName: 'order-saga-test', exporter, batch: false });
     db = await createTestDatabase();
     const taskQueue = uniqueTaskQueue('tracing');
-    temporal = createTemporalClient({ address: env.temporalAddress, namespace: 'default' }, { traced: true });
+    temporal = createTemporalClient(
+      { address: env.temporalAddress, namespace: 'default' },
+      { traced: true, encryptionKeys: testEncryptionKeys },
+    );
     app = buildApp({
       pool: db.pool,
       temporal: temporal.client,
@@ -107,6 +111,7 @@ describe('in one process, with an in-memory exporter', () => {
       config: loadApiConfig({
         DATABASE_URL: db.url,
         TEMPORAL_ADDRESS: env.temporalAddress,
+        PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
         TEMPORAL_TASK_QUEUE: taskQueue,
       }),
     });
@@ -114,6 +119,7 @@ describe('in one process, with an in-memory exporter', () => {
     // Bundles the workflows with the OpenTelemetry workflow interceptors (the prebuilt
     // bundle has none): this takes a while.
     workers = await createSagaWorkers({
+      encryptionKeys: testEncryptionKeys,
       connection: native,
       namespace: 'default',
       taskQueue,

@@ -19,6 +19,7 @@ import { eventually } from '../../tools/fixtures/eventually';
 import { sagaInput } from '../../tools/fixtures/order';
 import { startWorkerProcess, type ServiceProcess } from '../support/service-process';
 import { createTestDatabase, stackEnv, uniqueTaskQueue, type TestDatabase } from '../support/stack';
+import { testDataConverter, testEncryptionKeys } from '../support/encryption';
 
 /**
  * `npm run worker` as a child process gets SIGTERM while a saga step is running. The step
@@ -48,7 +49,7 @@ beforeAll(async () => {
   });
   db = await createTestDatabase();
   connection = await Connection.connect({ address: stackEnv().temporalAddress });
-  client = new Client({ connection });
+  client = new Client({ connection, dataConverter: testDataConverter });
   taskQueue = uniqueTaskQueue('shutdown');
 });
 
@@ -161,6 +162,7 @@ it('when SIGTERM arrives while a step runs, then the worker drains: it waits for
     // Nothing was lost: another worker takes the saga to its end, reserving nothing twice.
     const native = await NativeConnection.connect({ address: env.temporalAddress });
     const next = await createSagaWorkers({
+      encryptionKeys: testEncryptionKeys,
       connection: native,
       namespace: 'default',
       taskQueue,

@@ -8,6 +8,7 @@ import {
   type SagaHarness,
   type StartedOrder,
 } from '../support/saga-harness';
+import { decodedHistory } from '../support/encryption';
 
 /**
  * `npm run histories:record`: runs every saga path against a real dev server and writes
@@ -111,7 +112,7 @@ test.each(PATHS)('records the $name path', async ({ name, order, drive, expect: 
   await drive?.(saga, started);
   const result = await started.result();
   expect([result.status, result.failureReason].filter(Boolean).join('/')).toBe(outcome);
-  const history = await started.handle.fetchHistory();
+  const history = await decodedHistory(started.handle);
   const file = path.join(OUT_DIR, `${name}.${WORKFLOW_VERSION}.json`);
   await writeFile(file, JSON.stringify(JSON.parse(historyToJSON(history)), null, 1) + '\n');
 });

@@ -9,6 +9,7 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
+import { workflowBundleConverters } from '../../lib/payload-codec';
 
 /**
  * The replay band: every committed history replays against the current workflow code,
@@ -37,6 +38,7 @@ beforeAll(async () => {
   bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     logger: quietLogger,
+    ...workflowBundleConverters, // as the workers bundle it
   });
 }, 60_000);
 

@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { migrate } from '../../store/migrate';
 import { createPool } from '../../store/pool';
+import { workflowBundleConverters } from '../../lib/payload-codec';
 import globalTeardown from './global-teardown';
 import { RUNNING_STACK_KEY, TEMPLATE_DATABASE, adminQuery, withDatabase } from './stack';
 
@@ -125,7 +126,11 @@ async function createTemplate(adminUrl: string): Promise<void> {
 async function buildWorkflowBundle(dir: string): Promise<string | undefined> {
   const workflowsPath = path.join(ROOT, 'workflows', 'index.ts');
   if (!existsSync(workflowsPath)) return undefined;
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath,
+    logger: new DefaultLogger('WARN'),
+    ...workflowBundleConverters,
+  });
   const file = path.join(dir, 'workflow-bundle.js');
   await writeFile(file, code);
   return file;

@@ -22,6 +22,7 @@ import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createLogger } from '../../lib/logger';
 import { eventually } from '../../tools/fixtures/eventually';
 import { sagaInput } from '../../tools/fixtures/order';
+import { testDataConverter, testEncryptionKeys } from './encryption';
 import { createTestDatabase, stackEnv, uniqueTaskQueue } from './stack';
 import { readStream } from './stream';
 
@@ -96,6 +97,7 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
     workflowBundlePath: env.workflowBundle,
     slowPaymentMs: options.slowPaymentMs ?? 4_000,
     fraudDenyList: new Set([DENIED_CUSTOMER]),
+    encryptionKeys: testEncryptionKeys,
   });
   const running = worker.run();
   const startedAt = new Date(Date.now() - 1_000);
@@ -110,7 +112,7 @@ export async function startSagaHarness(options: { slowPaymentMs?: number } = {})
   });
   await relay.start();
   const connection = await Connection.connect({ address: env.temporalAddress });
-  const client = new Client({ connection, namespace: 'default' });
+  const client = new Client({ connection, namespace: 'default', dataConverter: testDataConverter });
 
   const harness: SagaHarness = {
     pool: db.pool,

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
+import { TEST_ENCRYPTION_KEYS } from './encryption';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const START_TIMEOUT_MS = 60_000;
@@ -46,7 +47,7 @@ function start(
     cwd: ROOT,
     logFile,
     stopSignal: 'SIGTERM',
-    env: { ...inheritedEnv(), ...env },
+    env: { ...inheritedEnv(), PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS, ...env },
   });
   // launch() writes one header line before the process's own output.
   const output = async () => (await readFile(logFile, 'utf8')).split(/^--- .* starting ---\n/m).pop() ?? '';

@@ -5,6 +5,7 @@ import type { Pool } from '../../store/pool';
 import { createSagaStarter } from '../../api/orders/saga-starter';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
+import { TEST_ENCRYPTION_KEYS } from '../support/encryption';
 
 /**
  * Property-based abuse of the HTTP edge through inject(): random bodies and headers, NUL
@@ -127,6 +128,7 @@ beforeAll(async () => {
     config: loadApiConfig({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
       TEMPORAL_ADDRESS: '127.0.0.1:1',
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       RATE_LIMIT_MAX: '1000000',
     }),
   });

@@ -33,7 +33,11 @@ function untouchable<T>(name: string): T {
   ) as T;
 }
 
-const baseEnv = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', TEMPORAL_ADDRESS: '127.0.0.1:1' };
+const baseEnv = {
+  DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
+  TEMPORAL_ADDRESS: '127.0.0.1:1',
+  PAYLOAD_ENCRYPTION: 'off',
+};
 
 function appWith(overrides: { env?: Record<string, string>; pool?: Pool; temporal?: Client } = {}): App {
   return buildApp({

@@ -135,7 +135,11 @@ describe('how a saga ends, seen from its activities', () => {
 });
 
 describe('configuration of the production features', () => {
-  const base = { DATABASE_URL: 'postgres://postgres@db:5432/orders', TEMPORAL_ADDRESS: 'temporal:7233' };
+  const base = {
+    DATABASE_URL: 'postgres://postgres@db:5432/orders',
+    TEMPORAL_ADDRESS: 'temporal:7233',
+    PAYLOAD_ENCRYPTION: 'off',
+  };
 
   it('when nothing is set, then the rate limit is generous, CORS off, no proxy trusted, tracing and metrics off', () => {
     const api = loadApiConfig(base);

@@ -3,6 +3,7 @@ import type { RouteOptions } from 'fastify';
 import { buildApp, type App } from '../../api/app';
 import { loadApiConfig } from '../../api/config';
 import type { Pool } from '../../store/pool';
+import { TEST_ENCRYPTION_KEYS } from '../support/encryption';
 
 /**
  * /openapi.json as a client generator would read it: a structurally valid OpenAPI 3 document
@@ -58,6 +59,7 @@ function appWith(env: Record<string, string> = {}): App {
     config: loadApiConfig({
       DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none',
       TEMPORAL_ADDRESS: '127.0.0.1:1',
+      PAYLOAD_ENCRYPTION_KEYS: TEST_ENCRYPTION_KEYS,
       ...env,
     }),
   });

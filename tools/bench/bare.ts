@@ -21,6 +21,7 @@ import { wallNow } from './cpu';
 import { otherQueues, type StepShape } from './lib/saga-shape';
 import { RequestError, type Driver } from './load';
 import type { Tracker } from './tracker';
+import { dataConverterFor, type EncryptionKey } from '../../lib/payload-codec';
 
 export function bundleBareWorkflow(): Promise<string> {
   return bundleWorkflows(require.resolve('./baseline-workflow'));
@@ -34,6 +35,8 @@ export interface BareOptions {
   /** The saga's shape (tools/bench/lib/saga-shape.ts): which task queues get a worker. */
   shape: StepShape[];
   payload: unknown;
+  /** The saga's payload encryption, so the baseline pays for it too. */
+  encryptionKeys: readonly EncryptionKey[] | undefined;
   worker: Pick<
     BenchConfig['worker'],
     | 'maxConcurrentActivities'
@@ -87,7 +90,13 @@ export async function startBareTemporal(options: BareOptions): Promise<BareTempo
     await connection.close();
   };
   try {
-    const common = { connection, namespace: options.namespace, activities, shutdownGraceTime: 10_000 };
+    const common = {
+      connection,
+      namespace: options.namespace,
+      activities,
+      shutdownGraceTime: 10_000,
+      dataConverter: dataConverterFor(options.encryptionKeys),
+    };
     await startWorker({
       ...common,
       taskQueue,

@@ -1,5 +1,6 @@
 /** The workflow bundles the bench builds itself (webpack; warnings and up only). */
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { workflowBundleConverters } from '../../lib/payload-codec';
 
 export async function bundleWorkflows(
   workflowsPath: string,
@@ -9,6 +10,7 @@ export async function bundleWorkflows(
     workflowsPath,
     workflowInterceptorModules,
     logger: new DefaultLogger('WARN'),
+    ...workflowBundleConverters,
   });
   return code;
 }

@@ -13,6 +13,13 @@ import { parseArgs } from 'node:util';
 import { ConfigError, hostPort, list, logLevel, optionalString, url, type Env } from '../../lib/env';
 import { loadRelayConfig, type RelayConfig } from '../../relay/config';
 import { loadTemporalConnection, loadWorkerConfig, type TemporalConnectionConfig } from '../../worker/config';
+import {
+  generateEncryptionKey,
+  KEYS_VARIABLE,
+  loadPayloadEncryption,
+  SWITCH_VARIABLE,
+  type EncryptionKey,
+} from '../../lib/payload-codec';
 import { DEFAULT_BOUNDS, DEFAULT_LADDER, type SaturationBounds } from './lib/saturation';
 
 export interface Plan {
@@ -92,6 +99,12 @@ export interface BenchConfig {
   external: { databaseUrl?: string; temporalAddress?: string; temporalUiUrl?: string; natsUrl?: string };
   /** TLS / API key for the bench's own Temporal connections (the address comes from the stack). */
   temporal: Omit<TemporalConnectionConfig, 'address'>;
+  /**
+   * Payload encryption keys of the bench's own clients and workers; the children get the
+   * same through childEnv. PAYLOAD_ENCRYPTION_KEYS, else one generated for the run (the
+   * bench measures what production runs), none with PAYLOAD_ENCRYPTION=off.
+   */
+  encryptionKeys: EncryptionKey[] | undefined;
   /** The first of API_TOKENS, sent as a bearer token when the API requires one. */
   apiToken?: string;
   logLevel: string;
@@ -152,7 +165,13 @@ export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres', 'postgresql'], true);
   const temporalUiUrl = url(env, 'TEMPORAL_UI_URL', ['http', 'https'], true);
   const natsUrl = url(env, 'NATS_URL', ['nats', 'tls'], true);
-  const withStandIns = { ...STAND_INS, ...stripEmpty(env) };
+  const given = stripEmpty(env);
+  const encryption: Env =
+    given[KEYS_VARIABLE] === undefined && given[SWITCH_VARIABLE] !== 'off'
+      ? { [KEYS_VARIABLE]: generateEncryptionKey('bench') }
+      : {};
+  const withStandIns = { ...STAND_INS, ...encryption, ...given };
+  const { keys: encryptionKeys } = loadPayloadEncryption(withStandIns, { required: true });
   const worker = loadWorkerConfig(withStandIns);
   const relay = loadRelayConfig(withStandIns);
   const apiToken = list(env, 'API_TOKENS')[0];
@@ -171,9 +190,10 @@ export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
       ...(natsUrl ? { natsUrl } : {}),
     },
     temporal: withoutAddress(loadTemporalConnection(withStandIns)),
+    encryptionKeys,
     ...(apiToken ? { apiToken } : {}),
     logLevel: logLevel(env),
-    childEnv: { RATE_LIMIT_MAX: BENCH_RATE_LIMIT_MAX, ...stripEmpty(env) },
+    childEnv: { RATE_LIMIT_MAX: BENCH_RATE_LIMIT_MAX, ...encryption, ...given },
     worker: {
       maxConcurrentActivities: worker.maxConcurrentActivities,
       maxConcurrentWorkflowTasks: worker.maxConcurrentWorkflowTasks,

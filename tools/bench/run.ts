@@ -72,6 +72,7 @@ import {
   type OrderKind,
   type StepRun,
 } from './load';
+import { dataConverterFor } from '../../lib/payload-codec';
 import { createDataDir, startSystem, type System } from './system';
 import { bundleStepRecorder, captureSagaTemplate, type SagaTemplate } from './template';
 import { Tracker, followStream } from './tracker';
@@ -341,7 +342,11 @@ async function bench(
     ...(temporalConnection.apiKey ? { apiKey: temporalConnection.apiKey } : {}),
   });
   cleanup.add('temporal client', () => connection.close());
-  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const client = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    dataConverter: dataConverterFor(config.encryptionKeys),
+  });
 
   const http = createHttpDriver(system.apiUrl, config.apiToken);
   cleanup.add('http agent', () => Promise.resolve(http.close()));
@@ -403,6 +408,7 @@ async function bench(
     const baseline = await startBareTemporal({
       connection: temporalConnection,
       namespace: config.temporal.namespace,
+      encryptionKeys: config.encryptionKeys,
       client,
       bundleCode: await bareBundle,
       shape: template.shape,

@@ -12,6 +12,7 @@
 import type { Client } from '@temporalio/client';
 import { Worker, type InjectedSinks } from '@temporalio/worker';
 import type { OrderSagaInput } from '../../contracts/index';
+import { decodeHistory } from '../../lib/decode-history';
 import { bundleWorkflows } from './bundle';
 import {
   disagreements,
@@ -49,7 +50,11 @@ export async function captureSagaTemplate(
   workflowId: string,
   recorderBundle: string,
 ): Promise<SagaTemplate> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  // Decoded here (the payloads are encrypted): the history's facts are read from its payloads.
+  const history = await decodeHistory(
+    await client.workflow.getHandle(workflowId).fetchHistory(),
+    client.options.loadedDataConverter.payloadCodecs,
+  );
   const facts = readHistory(history);
   const input = facts.input as OrderSagaInput | undefined;
   if (input === undefined) throw new Error(`${workflowId}: no saga input in its history`);

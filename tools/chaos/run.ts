@@ -38,6 +38,7 @@ import { ApiClient, DENIED_CUSTOMER, seededRng } from './load';
 import type { ServiceName } from './services';
 import { runSoak, type SoakResult } from './soak';
 import { startChaosStack, type ChaosStack } from './stack';
+import { generateEncryptionKey, workflowBundleConverters } from '../../lib/payload-codec';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -146,6 +147,7 @@ async function main(): Promise<number> {
     bundleWorkflowCode({
       workflowsPath: path.join(ROOT, 'workflows', 'index.ts'),
       logger: new DefaultLogger('WARN'),
+      ...workflowBundleConverters,
     }).then(({ code }) => writeFile(bundlePath, code)),
   ]);
   log(`stack up: ${stack.databaseUrl} · ${stack.temporalAddress} · ${stack.natsUrl}`);
@@ -173,6 +175,7 @@ async function main(): Promise<number> {
     TEMPORAL_UI_URL: stack.temporalUiUrl,
     NATS_URL: stack.natsUrl,
     LOG_LEVEL: 'info',
+    PAYLOAD_ENCRYPTION_KEYS: process.env.PAYLOAD_ENCRYPTION_KEYS ?? generateEncryptionKey('chaos'),
   };
   const env: Record<ServiceName, NodeJS.ProcessEnv> = {
     // The drills are one client at a high rate: the per-caller rate limit would refuse most of it.

@@ -27,6 +27,8 @@ export interface StackOptions {
   temporalAddress?: string;
   temporalUiUrl?: string;
   natsUrl?: string;
+  /** The Web UI decodes payloads with this remote codec (the API's /codec), for every user. */
+  uiCodecEndpoint?: string;
   /** Throw-away data (tests): Postgres skips fsync and friends. */
   ephemeral?: boolean;
   /** Start from empty data: what an earlier run left in dataDir is removed first. */
@@ -199,6 +201,7 @@ async function startTemporal({
     '--sqlite-pragma', 'journal_mode=wal',
     '--sqlite-pragma', 'synchronous=normal',
     '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+    ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
   const server = launch({

@@ -11,12 +11,18 @@
  * yourself, e.g. under a debugger, with the printed URLs).
  */
 import { insertProductIfAbsent } from '../../store/products';
-import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { migrate } from '../../store/migrate';
 import { createPool, type Pool } from '../../store/pool';
 import { hostPort, integer, loadOrExit, optionalString, url, type Env } from '../../lib/env';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import {
+  generateEncryptionKey,
+  KEYS_VARIABLE,
+  parseEncryptionKeys,
+  SWITCH_VARIABLE,
+} from '../../lib/payload-codec';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from './processes';
 import { startStack, type Stack } from './stack';
 import { ensureTools } from './tools';
@@ -24,6 +30,8 @@ import { ensureTools } from './tools';
 const ROOT = path.resolve(__dirname, '..', '..');
 const DATA_DIR = path.join(ROOT, '.data');
 const LOGS_DIR = path.join(DATA_DIR, 'logs');
+/** The payload encryption key `npm start` generates on first run (only when none is given). */
+const KEYS_FILE = path.join(DATA_DIR, 'payload-encryption-keys');
 const API_READY_TIMEOUT_MS = 120_000; // the worker bundles the workflows meanwhile, on the same cores
 
 interface StartConfig {
@@ -34,6 +42,9 @@ interface StartConfig {
   natsUrl?: string;
   port: number;
   host: string;
+  /** PAYLOAD_ENCRYPTION_KEYS as given; undefined: the one in .data/ (generated on first run). */
+  encryptionKeys?: string;
+  encryptionOff: boolean;
 }
 
 function loadConfig(argv: string[], env: Env): StartConfig {
@@ -53,7 +64,39 @@ function loadConfig(argv: string[], env: Env): StartConfig {
     ...(natsUrl ? { natsUrl } : {}),
     port: integer(env, 'PORT', 3000, { min: 1, max: 65_535 }),
     host: optionalString(env, 'HOST', '127.0.0.1'),
+    ...optionalKeys(env),
+    encryptionOff: optionalString(env, SWITCH_VARIABLE) === 'off',
   };
+}
+
+function optionalKeys(env: Env): { encryptionKeys?: string } {
+  const keys = optionalString(env, KEYS_VARIABLE);
+  if (keys === undefined) return {};
+  parseEncryptionKeys(keys); // a malformed value stops here, not in every child
+  return { encryptionKeys: keys };
+}
+
+/**
+ * The keys every child gets: PAYLOAD_ENCRYPTION_KEYS when given, else the key kept in
+ * .data/ (generated on the first run, readable by this user only), so runs and restarts
+ * decode each other's payloads. Nothing with PAYLOAD_ENCRYPTION=off and no keys.
+ */
+async function encryptionKeysFor(config: StartConfig): Promise<string | undefined> {
+  if (config.encryptionKeys !== undefined) return config.encryptionKeys;
+  if (config.encryptionOff) return undefined;
+  const kept = await readFile(KEYS_FILE, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (kept !== undefined) {
+    parseEncryptionKeys(kept, KEYS_FILE);
+    return kept;
+  }
+  const generated = generateEncryptionKey(`local-${new Date().toISOString().slice(0, 10)}`);
+  await mkdir(DATA_DIR, { recursive: true });
+  await writeFile(KEYS_FILE, `${generated}\n`, { mode: 0o600, flag: 'wx' });
+  note(`payload encryption: generated a key into ${path.relative(process.cwd(), KEYS_FILE)}`);
+  return generated;
 }
 
 /** The production processes, in start order; they stop api first, then relay and worker. */
@@ -106,14 +149,22 @@ async function main(): Promise<void> {
 
   const tools = await ensureTools(note);
   if (shuttingDown) return;
-  stack = await startStack({ ...config, dataDir: DATA_DIR, tools, log: note });
+  // The API's port is chosen first: the Web UI is started pointing at its codec.
+  const [apiPort] = config.stackOnly ? [undefined] : await choosePorts('api', [config.port], note);
+  stack = await startStack({
+    ...config,
+    dataDir: DATA_DIR,
+    tools,
+    log: note,
+    ...(apiPort !== undefined ? { uiCodecEndpoint: `${apiUrlFor(config.host, apiPort)}/codec` } : {}),
+  });
   if (shuttingDown) return;
   await prepareDatabase(stack.databaseUrl);
   if (shuttingDown) return;
 
   let apiUrl: string | undefined;
   if (!config.stackOnly) {
-    apiUrl = await startProcesses(config, stack);
+    apiUrl = await startProcesses(config, stack, apiPort!);
     if (shuttingDown) return;
   }
   printReady(stack, apiUrl);
@@ -145,8 +196,8 @@ async function seedCatalog(pool: Pool): Promise<void> {
 }
 
 /** Starts worker, relay and api; resolves with the API's URL once GET /healthz says 200. */
-async function startProcesses(config: StartConfig, running: Stack): Promise<string> {
-  const [port] = await choosePorts('api', [config.port], note);
+async function startProcesses(config: StartConfig, running: Stack, port: number): Promise<string> {
+  const encryptionKeys = await encryptionKeysFor(config);
   const env: NodeJS.ProcessEnv = {
     ...process.env, // whatever the user set (LOG_LEVEL, API_TOKENS, APPROVAL_*, …) passes through
     DATABASE_URL: running.databaseUrl,
@@ -154,6 +205,7 @@ async function startProcesses(config: StartConfig, running: Stack): Promise<stri
     TEMPORAL_UI_URL: running.temporalUiUrl,
     NATS_URL: running.natsUrl,
     PORT: String(port),
+    ...(encryptionKeys !== undefined ? { [KEYS_VARIABLE]: encryptionKeys } : {}),
   };
   let api: ManagedProcess | undefined;
   for (const { name, entry } of PROCESSES) {
@@ -174,11 +226,15 @@ async function startProcesses(config: StartConfig, running: Stack): Promise<stri
       void shutdown(1, `${name} exited unexpectedly (${how}); see ${child.logFile}`);
     });
   }
-  // A wildcard bind is reachable on loopback; anything else is probed where it listens.
-  const probeHost = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
-  const apiUrl = `http://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${port}`;
+  const apiUrl = apiUrlFor(config.host, port);
   if (api) await waitUntilReady(api, () => answers(`${apiUrl}/healthz`), API_READY_TIMEOUT_MS);
   return apiUrl;
+}
+
+/** Where the API answers: a wildcard bind is reachable on loopback; anything else where it listens. */
+function apiUrlFor(host: string, port: number): string {
+  const probeHost = ['0.0.0.0', '::', ''].includes(host) ? '127.0.0.1' : host;
+  return `http://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${port}`;
 }
 
 async function answers(target: string): Promise<boolean> {
