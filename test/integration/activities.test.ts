@@ -1,12 +1,8 @@
-import { randomUUID } from 'node:crypto';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities, type Activities } from '../../activities';
-import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
-import { insertOrderIfAbsent } from '../../store/orders';
-import { withTransaction } from '../../store/tx';
-import { STEP_ABANDONED, stepKey, workflowIdFor } from '../../contracts/index';
+import type { Activities } from '../../activities';
+import { createSimulatedPaymentGateway } from '../../activities/providers/simulated';
+import { STEP_ABANDONED, stepKey } from '../../contracts/index';
 import { eventually } from '../../tools/fixtures/eventually';
-import { sagaInput } from '../../tools/fixtures/order';
+import { activitiesOver, newActivityOrder } from '../support/activity-order';
 import { createTestDatabase } from '../support/stack';
 
 /**
@@ -18,30 +14,13 @@ let activities: Activities;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  activities = createActivities({
-    pool: db.pool,
-    gateway: createSimulatedPaymentGateway(db.pool, { slowCallMs: 100 }),
-    carrier: createSimulatedCarrier(db.pool),
-  });
+  activities = activitiesOver(db.pool);
 });
 afterAll(async () => {
   await db?.drop();
 });
 
-async function newOrder(available = 10) {
-  const sku = `SKU-${randomUUID().slice(0, 8)}`;
-  await db.pool.query(`INSERT INTO products (sku, name, price_cents, available) VALUES ($1, $1, 1000, $2)`, [
-    sku,
-    available,
-  ]);
-  const input = sagaInput({ customerId: 'c-1', items: [{ sku, quantity: 3, unitPriceCents: 1000 }] });
-  const { orderId } = input;
-  await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
-  const workflowId = workflowIdFor(orderId);
-  const env = (attempt = 1) =>
-    new MockActivityEnvironment({ workflowExecution: { workflowId, runId: randomUUID() }, attempt });
-  return { sku, orderId, input, workflowId, env };
-}
+const newOrder = (available = 10) => newActivityOrder(db.pool, { available, quantity: 3, customerId: 'c-1' });
 
 async function stock(sku: string) {
   const { rows } = await db.pool.query('SELECT available, reserved FROM products WHERE sku = $1', [sku]);

@@ -1,16 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities } from '../../activities';
-import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
-import { stepKey, workflowIdFor, type OrderSagaInput } from '../../contracts/index';
 import { migrate } from '../../store/migrate';
-import { insertOrderIfAbsent } from '../../store/orders';
 import { createPool, type Pool } from '../../store/pool';
-import { resetProduct } from '../../store/products';
-import { withTransaction } from '../../store/tx';
+import { activitiesOver, newActivityOrder } from '../support/activity-order';
 import { startPrivatePostgres, type PrivatePostgres } from '../support/private-servers';
 
 /**
@@ -38,30 +31,18 @@ afterAll(async () => {
 });
 
 it('when the database stalls for 10 s during releaseInventory, then the compensation heartbeats through it and completes', async () => {
-  const activities = createActivities({
-    pool,
-    gateway: createSimulatedPaymentGateway(pool, { slowCallMs: 100 }),
-    carrier: createSimulatedCarrier(pool),
-  });
-  const sku = `STALL-${randomUUID().slice(0, 8)}`;
-  await resetProduct(pool, sku, { name: sku, priceCents: 100, available: 5 });
-  const orderId = randomUUID();
-  const input: OrderSagaInput = {
-    orderId,
+  const activities = activitiesOver(pool);
+  const {
+    sku,
+    input,
+    env: envFor,
+    call,
+  } = await newActivityOrder(pool, {
+    available: 5,
+    quantity: 2,
     customerId: 'c-stall',
-    items: [{ sku, quantity: 2, unitPriceCents: 100 }],
-    totalCents: 200,
-    currency: 'USD',
-    paymentToken: 'tok_ok',
-    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' },
-    correlationId: randomUUID(),
-    requiresApproval: false,
-    approvalTimeout: '24h',
-  };
-  await withTransaction(pool, (tx) => insertOrderIfAbsent(tx, input));
-  const workflowId = workflowIdFor(orderId);
-  const env = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: randomUUID() } });
-  const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
+  });
+  const env = envFor();
   await env.run(activities.reserveInventory, { ...call('reserveInventory'), items: input.items });
 
   let heartbeatsWhileStalled = 0;

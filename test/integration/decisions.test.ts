@@ -15,6 +15,7 @@ import { writeApiKeysFile } from '../support/api-keys';
 import { decodedHistory, TEST_ENCRYPTION_KEYS } from '../support/encryption';
 import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
+import { orderBody } from '../../tools/fixtures/order';
 
 /**
  * Audited decisions (CONTRACT §2): who approved, rejected or cancelled an order is in the
@@ -76,18 +77,7 @@ async function orderAwaitingApproval(): Promise<string> {
     method: 'POST',
     url: '/orders',
     headers: storefront,
-    payload: {
-      customerId: `c-${randomUUID().slice(0, 8)}`,
-      items: [{ sku: 'BIG', quantity: 1 }],
-      paymentToken: 'tok_ok',
-      shippingAddress: {
-        name: 'Ada',
-        line1: '1 Main St',
-        city: 'Springfield',
-        postalCode: '12345',
-        country: 'US',
-      },
-    },
+    payload: orderBody({ sku: 'BIG', quantity: 1 }),
   });
   expect(response.statusCode).toBe(202);
   const { orderId } = response.json<{ orderId: string }>();

@@ -1,11 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { createActivities, type Activities } from '../../activities';
-import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
-import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../contracts/index';
-import { insertOrderIfAbsent } from '../../store/orders';
-import { resetProduct } from '../../store/products';
-import { withTransaction } from '../../store/tx';
+import type { Activities } from '../../activities';
+import { STEP_ABANDONED } from '../../contracts/index';
+import { activitiesOver, newActivityOrder } from '../support/activity-order';
 import { createTestDatabase } from '../support/stack';
 
 /**
@@ -17,37 +12,15 @@ let activities: Activities;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  activities = createActivities({
-    pool: db.pool,
-    gateway: createSimulatedPaymentGateway(db.pool, { slowCallMs: 100 }),
-    carrier: createSimulatedCarrier(db.pool),
-  });
+  activities = activitiesOver(db.pool);
 });
 afterAll(async () => {
   await db?.drop();
 });
 
 async function newOrder({ requiresApproval = false } = {}) {
-  const sku = `SKU-${randomUUID().slice(0, 8)}`;
-  await resetProduct(db.pool, sku, { name: sku, priceCents: 1000, available: 10 });
-  const orderId = randomUUID();
-  const input: OrderSagaInput = {
-    orderId,
-    customerId: 'c-lifecycle',
-    items: [{ sku, quantity: 1, unitPriceCents: 1000 }],
-    totalCents: 1000,
-    currency: 'USD',
-    paymentToken: 'tok_ok',
-    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' },
-    correlationId: randomUUID(),
-    requiresApproval,
-    approvalTimeout: '24h',
-  };
-  await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
-  const workflowId = workflowIdFor(orderId);
-  const env = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: randomUUID() }, attempt: 1 });
-  const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
-  return { orderId, input, env, call };
+  const order = await newActivityOrder(db.pool, { requiresApproval, customerId: 'c-lifecycle' });
+  return { ...order, env: order.env() };
 }
 
 async function orderRow(orderId: string) {
@@ -75,7 +48,10 @@ async function eventTypes(orderId: string) {
 async function completedOrder() {
   const order = await newOrder();
   await order.env.run(activities.createOrder, { ...order.call('createOrder'), input: order.input });
-  await order.env.run(activities.reserveInventory, { ...order.call('reserveInventory'), items: order.input.items });
+  await order.env.run(activities.reserveInventory, {
+    ...order.call('reserveInventory'),
+    items: order.input.items,
+  });
   await order.env.run(activities.completeOrder, order.call('completeOrder'));
   return order;
 }
@@ -83,7 +59,10 @@ async function completedOrder() {
 describe('a terminal order never changes again', () => {
   it('when a completed order is marked COMPENSATING, then it stays COMPLETED', async () => {
     const order = await completedOrder();
-    await order.env.run(activities.markOrderStatus, { orderId: order.orderId, status: 'COMPENSATING' as const });
+    await order.env.run(activities.markOrderStatus, {
+      orderId: order.orderId,
+      status: 'COMPENSATING' as const,
+    });
     expect(await orderRow(order.orderId)).toEqual({ status: 'COMPLETED', failure_reason: null });
   });
 
@@ -102,7 +81,10 @@ describe('a terminal order never changes again', () => {
 describe('requiresApproval is decided once and stored with the order', () => {
   it('when an order that requires approval has its stock reserved, then it awaits approval', async () => {
     const order = await newOrder({ requiresApproval: true });
-    await order.env.run(activities.reserveInventory, { ...order.call('reserveInventory'), items: order.input.items });
+    await order.env.run(activities.reserveInventory, {
+      ...order.call('reserveInventory'),
+      items: order.input.items,
+    });
     expect([(await orderRow(order.orderId)).status, await stepStatus(order.orderId, 'approval')]).toEqual([
       'AWAITING_APPROVAL',
       'RUNNING',
@@ -111,7 +93,10 @@ describe('requiresApproval is decided once and stored with the order', () => {
 
   it('when an order that needs no approval has its stock reserved, then it stays PENDING', async () => {
     const order = await newOrder();
-    await order.env.run(activities.reserveInventory, { ...order.call('reserveInventory'), items: order.input.items });
+    await order.env.run(activities.reserveInventory, {
+      ...order.call('reserveInventory'),
+      items: order.input.items,
+    });
     expect([(await orderRow(order.orderId)).status, await stepStatus(order.orderId, 'approval')]).toEqual([
       'PENDING',
       'SKIPPED',

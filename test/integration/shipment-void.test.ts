@@ -1,13 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities, type Activities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
 import type { Carrier } from '../../activities/providers/types';
-import { STEP_ABANDONED, stepKey, workflowIdFor, type OrderSagaInput } from '../../contracts/index';
-import { insertOrderIfAbsent } from '../../store/orders';
-import { resetProduct } from '../../store/products';
+import { STEP_ABANDONED, stepKey } from '../../contracts/index';
 import { findProviderRequest } from '../../store/simulated-provider-requests';
-import { withTransaction } from '../../store/tx';
+import { newActivityOrder } from '../support/activity-order';
 import { createTestDatabase } from '../support/stack';
 
 /**
@@ -58,26 +54,9 @@ function activitiesWith(carrier: Carrier): Activities {
 }
 
 async function newOrder() {
-  const sku = `SKU-${randomUUID().slice(0, 8)}`;
-  await resetProduct(db.pool, sku, { name: sku, priceCents: 1000, available: 10 });
-  const orderId = randomUUID();
-  const input: OrderSagaInput = {
-    orderId,
+  const { orderId, input, workflowId, env, call } = await newActivityOrder(db.pool, {
     customerId: 'c-shipment-void',
-    items: [{ sku, quantity: 1, unitPriceCents: 1000 }],
-    totalCents: 1000,
-    currency: 'USD',
-    paymentToken: 'tok_ok',
-    shippingAddress: { name: 'A', line1: 'B', city: 'C', postalCode: '1', country: 'US' },
-    correlationId: randomUUID(),
-    requiresApproval: false,
-    approvalTimeout: '24h',
-  };
-  await withTransaction(db.pool, (tx) => insertOrderIfAbsent(tx, input));
-  const workflowId = workflowIdFor(orderId);
-  const env = () =>
-    new MockActivityEnvironment({ workflowExecution: { workflowId, runId: randomUUID() }, attempt: 1 });
-  const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
+  });
   const bookingKey = stepKey(workflowId, 'createShipment');
   return {
     orderId,

@@ -13,6 +13,7 @@ import { startSagaHarness, type SagaHarness } from '../support/saga-harness';
 import { stackEnv } from '../support/stack';
 import { eventually } from '../../tools/fixtures/eventually';
 import { decodedHistory, TEST_ENCRYPTION_KEYS } from '../support/encryption';
+import { orderBody } from '../../tools/fixtures/order';
 
 /**
  * What an operator sees in the Temporal Web UI, in a real headless Chromium: orders placed
@@ -54,18 +55,7 @@ async function placeOrder(sku: string, paymentToken: string, line1 = '1 Main St'
   const response = await app.inject({
     method: 'POST',
     url: '/orders',
-    payload: {
-      customerId,
-      items: [{ sku, quantity: 2 }],
-      paymentToken,
-      shippingAddress: {
-        name: 'Ada',
-        line1,
-        city: 'Springfield',
-        postalCode: '12345',
-        country: 'US',
-      },
-    },
+    payload: orderBody({ customerId, sku, quantity: 2, paymentToken, shippingAddress: { line1 } }),
   });
   expect(response.statusCode).toBe(202);
   const body = response.json<Omit<PlacedOrder, 'customerId' | 'result'>>();

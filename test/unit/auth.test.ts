@@ -13,6 +13,7 @@ import { createAuthenticator, readApiKeys } from '../../api/plugins/auth-sources
 import { ConfigError } from '../../lib/env';
 import type { Pool } from '../../store/pool';
 import { writeApiKeysFile } from '../support/api-keys';
+import { orderBody } from '../../tools/fixtures/order';
 
 /**
  * CONTRACT §2 authorization through inject(): the three token sources, 401/403/503, and the
@@ -32,18 +33,7 @@ const unreachable = <T>(): T =>
   ) as T;
 
 const ORDER_ID = '3b9f8f0e-2f4b-4c1e-9d1a-0a6d8e5f7c21';
-const order = {
-  customerId: 'c-1',
-  items: [{ sku: 'SKU-1', quantity: 1 }],
-  paymentToken: 'tok_ok',
-  shippingAddress: {
-    name: 'Ada',
-    line1: '1 Main St',
-    city: 'Springfield',
-    postalCode: '12345',
-    country: 'US',
-  },
-};
+const order = orderBody({ customerId: 'c-1', quantity: 1 });
 const codecBody = { payloads: [] };
 
 /** Every route that needs a token, with the scope it needs (CONTRACT §2). */
