@@ -4,8 +4,6 @@ import {
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
 
-export { isDatabaseUnavailable } from '../store/errors';
-
 // grpc status codes: CANCELLED 1, DEADLINE_EXCEEDED 4, RESOURCE_EXHAUSTED 8, UNAVAILABLE 14.
 const GRPC_UNAVAILABLE = new Set([1, 4, 8, 14]);
 

@@ -120,8 +120,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
             ...call('cancelOrder'),
             outcome: ending.status,
             failureReason: ending.reason,
-            // A cancelled order shows no FAILED step: what was interrupted is SKIPPED.
-            failedStep: ending.status === 'FAILED' ? state.failedStep : null,
+            failedStep: state.failedStep,
           },
         ],
       ),

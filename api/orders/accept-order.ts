@@ -1,4 +1,3 @@
-import type { Client } from '@temporalio/client';
 import { workflowIdFor, type OrderSagaInput } from '../../contracts/index';
 import { KeyLostError, recordResponse, type HeldKey } from '../../store/idempotency-keys';
 import { orderCreatedData, insertOrderIfAbsent, orderExists } from '../../store/orders';
@@ -39,7 +38,7 @@ export interface AcceptedOrder {
  * will ever run, and a 202 comes back whatever Temporal's state.
  */
 export async function acceptOrder(
-  { pool, config, starter }: { pool: Pool; temporal: Client; config: ApiConfig; starter: SagaStarter },
+  { pool, config, starter }: { pool: Pool; config: ApiConfig; starter: SagaStarter },
   { body, orderId, correlationId, idempotency }: AcceptOrder,
 ): Promise<AcceptedOrder> {
   const skus = body.items.map((item) => item.sku);

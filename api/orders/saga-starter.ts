@@ -103,9 +103,16 @@ export function createSagaStarter(deps: SagaStarterDeps): SagaStarter {
     return promise;
   };
 
+  /** Starts the saga; once Temporal has the run, its request (and the payment token) goes. */
+  const startNow = async (input: OrderSagaInput): Promise<void> => {
+    await startSaga(deps.temporal, { taskQueue: deps.taskQueue }, input, options.startDeadlineMs);
+    await sagaStarted(deps.pool, input.orderId);
+  };
+
+  /** One attempt for a request: a failed start is rescheduled with backoff, never thrown. */
   const start = async ({ input, attempts }: DueStart): Promise<boolean> => {
     try {
-      await startSaga(deps.temporal, { taskQueue: deps.taskQueue }, input, options.startDeadlineMs);
+      await startNow(input);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       deps.logger?.warn(
@@ -115,7 +122,6 @@ export function createSagaStarter(deps: SagaStarterDeps): SagaStarter {
       await sagaStartFailed(deps.pool, input.orderId, backoffMs(attempts), message).catch(() => undefined);
       return false;
     }
-    await sagaStarted(deps.pool, input.orderId);
     return true;
   };
 
@@ -146,15 +152,12 @@ export function createSagaStarter(deps: SagaStarterDeps): SagaStarter {
     startSoon: async (input, waitMs = 0) => {
       // Failures are the starter's to retry: the request is in Postgres already.
       const starting = track(start({ input, attempts: 0 })).catch(() => false);
-      let timer: NodeJS.Timeout | undefined;
-      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+      let waiting: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (waiting = setTimeout(resolve, waitMs)));
       await Promise.race([starting, waited]);
-      clearTimeout(timer);
+      clearTimeout(waiting);
     },
-    startNow: async (input) => {
-      await startSaga(deps.temporal, { taskQueue: deps.taskQueue }, input, options.startDeadlineMs);
-      await sagaStarted(deps.pool, input.orderId);
-    },
+    startNow,
     pass,
     backlog: () => backlog,
     run: () => {

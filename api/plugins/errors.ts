@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isDatabaseUnavailable, isTemporalUnavailable } from '../dependency-errors';
+import { isDatabaseUnavailable } from '../../store/errors';
+import { isTemporalUnavailable } from '../dependency-errors';
 import { PROBLEM_CONTENT_TYPE, ProblemError, problems, type FieldError } from '../problems';
 
 const PART_NAMES: Record<string, string> = {

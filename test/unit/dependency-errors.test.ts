@@ -1,5 +1,5 @@
 import { runInNewContext } from 'node:vm';
-import { isDatabaseUnavailable } from '../../api/dependency-errors';
+import { isDatabaseUnavailable } from '../../store/errors';
 
 /** What makes the API answer 503 rather than 500 when Postgres is away. */
 describe('isDatabaseUnavailable', () => {
