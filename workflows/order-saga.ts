@@ -5,12 +5,10 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
-  patched,
+  deprecatePatch,
   setHandler,
   sleep,
   workflowInfo,
-  type ActivityOptions,
-  type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
 import {
@@ -41,7 +39,6 @@ import {
   localPivot,
   localSteps,
   PAYMENT_OPTIONS,
-  pivot,
   STEP_OPTIONS,
   steps,
 } from './step-options';
@@ -60,13 +57,11 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   const { orderId } = input;
   const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
 
-  // v3 runs the database steps as local activities; runs started earlier (no marker in their
-  // history) replay with activities. Asked before the first step, where the commands differ.
-  const localDbSteps = patched(PATCHES.localDbSteps);
-  const db = localDbSteps ? localSteps : steps;
-  const dbOptions: ActivityOptions & LocalActivityOptions = localDbSteps ? LOCAL_STEP_OPTIONS : STEP_OPTIONS;
-  const dbPivot = localDbSteps ? localPivot : pivot;
-  const dbPivotOptions: LocalActivityOptions = localDbSteps ? LOCAL_PIVOT_OPTIONS : {};
+  // v3 (database steps as local activities) is the only shape left: the v1 and v2 branches
+  // are retired (README, "Retire a patch"), their markers still accepted where they stand.
+  deprecatePatch(PATCHES.localDbSteps);
+  const db = localSteps;
+  const dbOptions = LOCAL_STEP_OPTIONS;
 
   const state = new SagaState(input);
   const recordStatus = async (status: OrderStatus): Promise<void> => {
@@ -125,24 +120,21 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
         ],
       ),
     );
-    // With local activities the release is registered before the first step: a lost workflow
-    // task's local activity may have reserved stock that a rerun taking another path (a cancel
-    // arrived) never reaches again. The release is a no-op with nothing reserved.
-    const undoReservation = (): void =>
-      undoBeforeRunning('reserveInventory', 'releaseInventory', () =>
-        compensations.releaseInventory.executeWithOptions(
-          { ...COMPENSATION_OPTIONS, summary: 'Release reserved stock' },
-          [call('releaseInventory')],
-        ),
-      );
-    if (localDbSteps) undoReservation();
+    // The release is registered before the first step: a lost workflow task's local activity
+    // may have reserved stock that a rerun taking another path (a cancel arrived) never
+    // reaches again. The release is a no-op with nothing reserved.
+    undoBeforeRunning('reserveInventory', 'releaseInventory', () =>
+      compensations.releaseInventory.executeWithOptions(
+        { ...COMPENSATION_OPTIONS, summary: 'Release reserved stock' },
+        [call('releaseInventory')],
+      ),
+    );
     await state.forward('createOrder', () =>
       db.createOrder.executeWithOptions({ ...dbOptions, summary: 'Write the order' }, [
         { ...call('createOrder'), input },
       ]),
     );
 
-    if (!localDbSteps) undoReservation();
     await state.forward('reserveInventory', () =>
       db.reserveInventory.executeWithOptions(
         { ...dbOptions, summary: `Reserve ${input.items.length} line(s) of stock` },
@@ -168,22 +160,18 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       state.setStatus('PENDING');
     }
 
-    // v2 screens for fraud before money moves; v1 runs replay without it. As an activity, it
-    // ends the workflow task: a cancel that arrived during the local steps is seen before the charge.
-    if (patched(PATCHES.fraudScreening)) {
-      await state.forward('fraudScreening', () =>
-        steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [
-          { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents },
-        ]),
-      );
-    } else {
-      state.step('fraudScreening').status = 'SKIPPED';
-    }
+    // Fraud screening before money moves. As an activity, it ends the workflow task: a cancel
+    // that arrived during the local steps is seen before the charge.
+    deprecatePatch(PATCHES.fraudScreening);
+    await state.forward('fraudScreening', () =>
+      steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [
+        { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents },
+      ]),
+    );
 
-    // v2 sends payment calls to the payments bulkhead (own slots and rate limit); the refund follows the charge.
-    const paymentQueue = patched(PATCHES.paymentBulkhead)
-      ? { taskQueue: paymentTaskQueueFor(workflowInfo().taskQueue) }
-      : {};
+    // Payment calls go to the payments bulkhead (own slots and rate limit); the refund follows the charge.
+    deprecatePatch(PATCHES.paymentBulkhead);
+    const paymentQueue = { taskQueue: paymentTaskQueueFor(workflowInfo().taskQueue) };
     undoBeforeRunning('chargePayment', 'refundPayment', () =>
       compensations.refundPayment.executeWithOptions(
         {
@@ -225,7 +213,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
     saga.pivot();
     await CancellationScope.nonCancellable(() =>
       state.forward('completeOrder', () =>
-        dbPivot.completeOrder.executeWithOptions({ ...dbPivotOptions, summary: 'Complete the order' }, [
+        localPivot.completeOrder.executeWithOptions({ ...LOCAL_PIVOT_OPTIONS, summary: 'Complete the order' }, [
           call('completeOrder'),
         ]),
       ),

@@ -75,7 +75,6 @@ export const LOCAL_PIVOT_OPTIONS: LocalActivityOptions = {
 // Each proxy carries its option set; executeWithOptions deep-merges per-call options into
 // it, so the pivot has a proxy of its own rather than inheriting the forward steps' budget.
 export const steps = proxyActivities<Activities>(STEP_OPTIONS);
-export const pivot = proxyActivities<Activities>(PIVOT_OPTIONS);
 export const localSteps = proxyLocalActivities<Activities>(LOCAL_STEP_OPTIONS);
 export const localPivot = proxyLocalActivities<Activities>(LOCAL_PIVOT_OPTIONS);
 export const compensations = proxyActivities<Activities>(COMPENSATION_OPTIONS);

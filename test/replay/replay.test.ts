@@ -101,32 +101,18 @@ test('when a workflow has two steps swapped, then replay fails with a determinis
 }, 60_000);
 
 /**
- * The v2 changes are only safe because of their patched() guards: with the guards forced
- * on, the histories recorded before the change (v1) that reach the changed steps no longer
- * replay.
+ * The retired v1/v2 guards are deprecatePatch() now: the v3 histories carry their markers
+ * (recorded as not deprecated), and the replay above accepts them. Removing the calls
+ * altogether is the later retirement step, safe only once no run recorded before the
+ * deprecation is open: against those histories it fails, which is why it waits.
  */
-test('when the v2 workflow loses its patched() guards, then it breaks the v1 histories that reach the change', async () => {
-  const v1 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v1'));
-  expect(v1.length).toBeGreaterThan(0);
-  // Only the v2 guards: the v3 one, forced on, would break every v1 history at its first step.
+test('when the deprecated guards are removed altogether, then the histories recorded before the deprecation break', async () => {
+  const v3 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v3'));
+  expect(v3.length).toBeGreaterThan(0);
   const errors = await replayAltered(
-    (source) => source.replace(/patched\(PATCHES\.(fraudScreening|paymentBulkhead)\)/g, 'true'),
-    v1,
+    (source) => source.replace(/^\s*deprecatePatch\(PATCHES\.\w+\);$/gm, ''),
+    v3,
   );
-  const broken = errors.filter((error) => error instanceof DeterminismViolationError);
-  // Paths that stop before the fraud screening (out of stock, cancelled early, rejected…)
-  // never reach the change; every path that reaches the payment step must break.
-  expect(broken.length).toBeGreaterThanOrEqual(7);
-}, 60_000);
-
-/**
- * The v3 change (database steps as local activities) is guarded too: forced on, every v2
- * history breaks at its first step, which it recorded as an activity, not a marker.
- */
-test('when the v3 workflow loses its patched() guard, then it breaks every v2 history', async () => {
-  const v2 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v2'));
-  expect(v2.length).toBeGreaterThan(0);
-  const errors = await replayAltered((source) => source.replace('patched(PATCHES.localDbSteps)', 'true'), v2);
-  expect(errors).toHaveLength(v2.length);
+  expect(errors).toHaveLength(v3.length);
   for (const error of errors) expect(error).toBeInstanceOf(DeterminismViolationError);
 }, 60_000);
