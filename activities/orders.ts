@@ -1,6 +1,7 @@
 import type { FailureReason, OrderSagaInput, OrderStatus, StepName, StepOutcome } from '../contracts/index';
 import { closeApprovalGate, closeOrder, completeOrder, moveOrder } from '../store/lifecycle';
-import { runOnce } from '../store/ledger';
+import { fenceStep, runOnce } from '../store/ledger';
+import { withTransaction } from '../store/tx';
 import { findUnannouncedOrder, insertOrderIfAbsent } from '../store/orders';
 import { appendEvent } from '../store/outbox';
 import type { Pool, PoolClient } from '../store/pool';
@@ -54,6 +55,17 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
           return { ok: true };
         },
       }),
+
+    /**
+     * v4, a cancel that came in before the point of no return: fences completeOrder so that it
+     * can never run, unless it already did (run by a workflow task that was then lost).
+     * Returns whether the order completed, which then stands.
+     */
+    fenceCompletion: async (): Promise<boolean> => {
+      const { workflowId } = currentStep();
+      const outcome = await withTransaction(pool, (tx) => fenceStep(tx, workflowId, 'completeOrder'));
+      return outcome.ok;
+    },
 
     /**
      * Compensation of createOrder, and the saga's last word on a failed or cancelled

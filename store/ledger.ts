@@ -1,4 +1,4 @@
-import { STEP_ABANDONED, stepKey, type StepName } from '../contracts/index';
+import { STEP_ABANDONED, stepKey, type StepName, type StepOutcome } from '../contracts/index';
 import type { Pool, PoolClient } from './pool';
 import { withTransaction } from './tx';
 
@@ -58,11 +58,20 @@ export async function runOnce<T>(
  * that, so it never does what was just undone. An attempt in flight holds the key's row: the
  * fence waits for it to commit, and the compensation, reading after the fence (READ
  * COMMITTED: each statement sees what committed before it), sees what it did and undoes it.
+ * Returns the outcome that stands under the key: STEP_ABANDONED if the fence claimed it,
+ * otherwise what the step recorded.
  */
-export async function fenceStep(tx: PoolClient, workflowId: string, step: StepName): Promise<void> {
-  await tx.query(
+export async function fenceStep(tx: PoolClient, workflowId: string, step: StepName): Promise<StepOutcome> {
+  const key = stepKey(workflowId, step);
+  const fenced = await tx.query(
     `INSERT INTO activity_ledger (idempotency_key, workflow_id, step, result)
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-    [stepKey(workflowId, step), workflowId, step, JSON.stringify(STEP_ABANDONED)],
+    [key, workflowId, step, JSON.stringify(STEP_ABANDONED)],
   );
+  if (fenced.rowCount === 1) return STEP_ABANDONED;
+  const { rows } = await tx.query<{ result: StepOutcome | null }>(
+    'SELECT result FROM activity_ledger WHERE idempotency_key = $1',
+    [key],
+  );
+  return rows[0]?.result ?? STEP_ABANDONED;
 }

@@ -69,8 +69,9 @@ export async function completeOrder(
 
 /**
  * The saga's last word on an order it could not complete: FAILED (with its reason) or
- * CANCELLED; createOrder COMPENSATED, the step that refused or ran out of retries FAILED,
- * the steps never reached SKIPPED. Returns false when the order is missing or already final.
+ * CANCELLED; createOrder COMPENSATED, the step that refused or ran out of retries FAILED
+ * (for a FAILED order, also a step still RUNNING: the charge-and-ship activity of saga v4
+ * gave up inside its shipment), the steps never reached SKIPPED. Returns false when the order is missing or already final.
  */
 export async function closeOrder(
   tx: PoolClient,
@@ -95,7 +96,7 @@ export async function closeOrder(
   await tx.query(
     `UPDATE order_steps SET status = CASE
          WHEN name = 'createOrder' AND status = ANY($2::text[]) THEN 'COMPENSATED'
-         WHEN name = $3 AND status = ANY($4::text[]) THEN 'FAILED'
+         WHEN $3::text IS NOT NULL AND (name = $3 OR status = 'RUNNING') AND status = ANY($4::text[]) THEN 'FAILED'
          WHEN status = ANY($5::text[]) THEN 'SKIPPED'
          ELSE status END,
        updated_at = now()

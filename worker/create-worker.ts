@@ -135,7 +135,11 @@ export async function createSagaWorkers(options: SagaWorkerOptions): Promise<Sag
   const payments = await Worker.create({
     ...common,
     taskQueue: paymentTaskQueueFor(options.taskQueue),
-    activities: { chargePayment: activities.chargePayment, refundPayment: activities.refundPayment },
+    activities: {
+      chargePayment: activities.chargePayment,
+      chargeAndShip: activities.chargeAndShip,
+      refundPayment: activities.refundPayment,
+    },
     interceptors: { activity: activityInterceptors },
     ...(options.payments?.maxConcurrentActivities
       ? { maxConcurrentActivityTaskExecutions: options.payments.maxConcurrentActivities }

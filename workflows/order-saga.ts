@@ -1,11 +1,13 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
   condition,
   defineQuery,
   defineSignal,
   defineUpdate,
   deprecatePatch,
+  patched,
   setHandler,
   sleep,
   workflowInfo,
@@ -26,6 +28,7 @@ import {
   type OrderSagaState,
   type OrderStatus,
   type StepName,
+  type StepOutcome,
 } from '../contracts/index';
 import { Saga } from './saga';
 import { classifyFailure, SagaState, StepRefused, type Ending } from './saga-state';
@@ -34,7 +37,9 @@ import {
   bookkeeping,
   COMPENSATION_OPTIONS,
   compensations,
+  LOCAL_BOOKKEEPING_OPTIONS,
   LOCAL_PIVOT_OPTIONS,
+  localBookkeeping,
   LOCAL_STEP_OPTIONS,
   localPivot,
   localSteps,
@@ -57,9 +62,11 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
   const { orderId } = input;
   const call = (step: string) => ({ orderId, idempotencyKey: stepKey(workflowId, step) });
 
-  // v3 (database steps as local activities) is the only shape left: the v1 and v2 branches
-  // are retired (README, "Retire a patch"), their markers still accepted where they stand.
-  deprecatePatch(PATCHES.localDbSteps);
+  // v4: two workflow tasks per happy saga (see the step calls below); v3 runs (no v4 marker)
+  // replay as they were recorded. v3's own v1/v2 guards are retired (README, "Retire a
+  // patch"): deprecatePatch() accepts the markers v3 histories carry.
+  const twoTasks = patched(PATCHES.twoTaskSaga);
+  if (!twoTasks) deprecatePatch(PATCHES.localDbSteps);
   const db = localSteps;
   const dbOptions = LOCAL_STEP_OPTIONS;
 
@@ -149,10 +156,13 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       const decided = await condition(() => decision !== undefined, input.approvalTimeout as Duration);
       const verdict = decided ? decision! : 'timed_out';
       gatePassed = true;
-      await bookkeeping.recordApproval.executeWithOptions(
-        { ...BOOKKEEPING_OPTIONS, summary: `Record approval: ${verdict}` },
-        [{ ...call('approval'), decision: verdict }],
-      );
+      const approvalCall = [{ ...call('approval'), decision: verdict }] as const;
+      const summary = `Record approval: ${verdict}`;
+      await (twoTasks
+        ? localBookkeeping.recordApproval.executeWithOptions({ ...LOCAL_BOOKKEEPING_OPTIONS, summary }, [
+            ...approvalCall,
+          ])
+        : bookkeeping.recordApproval.executeWithOptions({ ...BOOKKEEPING_OPTIONS, summary }, [...approvalCall]));
       state.step('approval').status = verdict === 'approved' ? 'COMPLETED' : 'FAILED';
       if (verdict !== 'approved') {
         throw new StepRefused(verdict === 'rejected' ? 'approval_rejected' : 'approval_timeout');
@@ -160,17 +170,20 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       state.setStatus('PENDING');
     }
 
-    // Fraud screening before money moves. As an activity, it ends the workflow task: a cancel
-    // that arrived during the local steps is seen before the charge.
-    deprecatePatch(PATCHES.fraudScreening);
+    // Fraud screening before money moves: v4 runs it with the other database steps; v3 ran it
+    // as an activity, to end the workflow task before the charge.
+    const screening = [
+      { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents },
+    ] as const;
+    if (!twoTasks) deprecatePatch(PATCHES.fraudScreening);
     await state.forward('fraudScreening', () =>
-      steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [
-        { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents },
-      ]),
+      twoTasks
+        ? db.screenOrder.executeWithOptions({ ...dbOptions, summary: 'Screen for fraud' }, [...screening])
+        : steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [...screening]),
     );
 
     // Payment calls go to the payments bulkhead (own slots and rate limit); the refund follows the charge.
-    deprecatePatch(PATCHES.paymentBulkhead);
+    if (!twoTasks) deprecatePatch(PATCHES.paymentBulkhead);
     const paymentQueue = { taskQueue: paymentTaskQueueFor(workflowInfo().taskQueue) };
     undoBeforeRunning('chargePayment', 'refundPayment', () =>
       compensations.refundPayment.executeWithOptions(
@@ -182,32 +195,67 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
         [{ ...call('refundPayment'), chargeKey: stepKey(workflowId, 'chargePayment') }],
       ),
     );
-    await state.forward('chargePayment', () =>
-      steps.chargePayment.executeWithOptions(
-        { ...PAYMENT_OPTIONS, ...paymentQueue, summary: `Charge ${dollars(input.totalCents)}` },
-        [
+    const charge = {
+      ...call('chargePayment'),
+      amountCents: input.totalCents,
+      currency: input.currency,
+      paymentToken: input.paymentToken,
+    };
+    const shipment = { ...call('createShipment'), address: input.shippingAddress };
+    const undoShipment = (): void =>
+      undoBeforeRunning('createShipment', 'cancelShipment', () =>
+        compensations.cancelShipment.executeWithOptions(
+          { ...COMPENSATION_OPTIONS, summary: 'Cancel the shipment if booked' },
+          [{ ...call('cancelShipment'), bookingKey: stepKey(workflowId, 'createShipment') }],
+        ),
+      );
+    if (twoTasks) {
+      // v4: the charge and the shipment in one activity on the payments queue, so the saga's
+      // second workflow task is its last. A cancel reaches whichever call runs (heartbeats);
+      // one that arrived during the local steps is seen as soon as the activity is scheduled,
+      // and the fenced refund undoes a charge that raced it.
+      undoShipment();
+      let shipped: StepOutcome | undefined;
+      await state.forward('chargePayment', async () => {
+        const outcome = await steps.chargeAndShip.executeWithOptions(
           {
-            ...call('chargePayment'),
-            amountCents: input.totalCents,
-            currency: input.currency,
-            paymentToken: input.paymentToken,
+            ...PAYMENT_OPTIONS,
+            ...paymentQueue,
+            summary: `Charge ${dollars(input.totalCents)}, ship to ${input.shippingAddress.country}`,
           },
-        ],
-      ),
-    );
-
-    undoBeforeRunning('createShipment', 'cancelShipment', () =>
-      compensations.cancelShipment.executeWithOptions(
-        { ...COMPENSATION_OPTIONS, summary: 'Cancel the shipment if booked' },
-        [{ ...call('cancelShipment'), bookingKey: stepKey(workflowId, 'createShipment') }],
-      ),
-    );
-    await state.forward('createShipment', () =>
-      steps.createShipment.executeWithOptions(
-        { ...STEP_OPTIONS, summary: `Ship to ${input.shippingAddress.country}` },
-        [{ ...call('createShipment'), address: input.shippingAddress }],
-      ),
-    );
+          [{ charge, shipment }],
+        );
+        shipped = outcome.shipment;
+        return outcome.charge;
+      });
+      await state.forward('createShipment', () => Promise.resolve(shipped!));
+      // A cancel that came in before the activity finished (it may have run too quickly to
+      // hear it) wins over the point of no return, unless a lost workflow task already
+      // completed the order: the fence tells which, and makes sure completion never runs.
+      if (CancellationScope.current().consideredCancelled) {
+        const completed = await CancellationScope.nonCancellable(() =>
+          localPivot.fenceCompletion.executeWithOptions(
+            { ...LOCAL_PIVOT_OPTIONS, summary: 'Cancelled before the point of no return' },
+            [],
+          ),
+        );
+        if (!completed) throw new CancelledFailure('cancelled before the point of no return');
+      }
+    } else {
+      await state.forward('chargePayment', () =>
+        steps.chargePayment.executeWithOptions(
+          { ...PAYMENT_OPTIONS, ...paymentQueue, summary: `Charge ${dollars(input.totalCents)}` },
+          [charge],
+        ),
+      );
+      undoShipment();
+      await state.forward('createShipment', () =>
+        steps.createShipment.executeWithOptions(
+          { ...STEP_OPTIONS, summary: `Ship to ${input.shippingAddress.country}` },
+          [shipment],
+        ),
+      );
+    }
 
     // Point of no return: from here the order completes, even if cancelled meanwhile.
     saga.pivot();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   DENIED_CUSTOMER,
   startSagaHarness,
@@ -9,9 +10,11 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import { createSimulatedCarrier, createSimulatedPaymentGateway } from '../../activities/providers/simulated';
 import { historySteps } from '../../lib/history-steps';
-import { paymentTaskQueueFor, stepKey, workflowIdFor } from '../../contracts/index';
+import { paymentTaskQueueFor, STEP_ABANDONED, stepKey, workflowIdFor } from '../../contracts/index';
 import type { OrderSagaState } from '../../contracts/index';
 import { decodedHistory } from '../support/encryption';
+import { fenceStep } from '../../store/ledger';
+import { withTransaction } from '../../store/tx';
 
 /**
  * Every saga path of CONTRACT §3 through a real worker, Temporal dev server and Postgres:
@@ -134,24 +137,35 @@ describe('order saga', () => {
     const history = await decodedHistory(order.handle);
     const scheduled = (history.events ?? [])
       .map((event) => event.activityTaskScheduledEventAttributes)
-      .filter((attributes) => attributes?.activityType?.name === 'chargePayment');
+      .filter((attributes) => attributes?.activityType?.name === 'chargeAndShip');
     expect(scheduled.map((attributes) => attributes?.taskQueue?.name)).toEqual([
       paymentTaskQueueFor(saga.taskQueue),
     ]);
   });
 
-  it('when a saga runs, then its database steps run as local activities and calls to other services as activities', async () => {
+  it('when a saga runs, then its database steps run as local activities and the calls to other services as one activity', async () => {
     const order = await saga.startOrder({ paymentToken: 'tok_ok' });
     await order.result();
     const history = await decodedHistory(order.handle);
     expect(historySteps(history.events ?? []).map(({ activity, local }) => ({ activity, local }))).toEqual([
       { activity: 'createOrder', local: true },
       { activity: 'reserveInventory', local: true },
-      { activity: 'screenOrder', local: false },
-      { activity: 'chargePayment', local: false },
-      { activity: 'createShipment', local: false },
+      { activity: 'screenOrder', local: true },
+      { activity: 'chargeAndShip', local: false },
       { activity: 'completeOrder', local: true },
     ]);
+  });
+
+  it('when a happy saga completes, then its history has two workflow tasks, at most 20 events and 2 search-attribute upserts', async () => {
+    const order = await saga.startOrder({ paymentToken: 'tok_ok' });
+    await order.result();
+    const events = (await decodedHistory(order.handle)).events ?? [];
+    const count = (key: keyof (typeof events)[number]) => events.filter((event) => event[key]).length;
+    expect({
+      workflowTasks: count('workflowTaskCompletedEventAttributes'),
+      upserts: count('upsertWorkflowSearchAttributesEventAttributes'),
+      withinEvents: events.length <= 20,
+    }).toEqual({ workflowTasks: 2, upserts: 2, withinEvents: true });
   });
 
   it('when the customer is on the deny list, then the order fails with fraud_suspected before any charge', async () => {
@@ -450,6 +464,33 @@ describe('order saga', () => {
         'InventoryReleased',
         'OrderCancelled',
       ]);
+    });
+
+    it('when cancelled the moment it started, then it ends CANCELLED with no money kept', async () => {
+      const order = await saga.startOrder({ paymentToken: 'tok_ok' });
+      await order.handle.cancel();
+      await expect(order.result()).resolves.toMatchObject({ status: 'CANCELLED' });
+      // Whether the cancel landed before the charge or raced the charge-and-ship activity,
+      // nothing captured stays captured.
+      const { rows } = await saga.pool.query<{ status: string }>(
+        `SELECT status FROM payments WHERE order_id = $1 AND status = 'CAPTURED'`,
+        [order.orderId],
+      );
+      expect(rows).toEqual([]);
+    });
+
+    it('when the point of no return is fenced after the order completed, then the fence reports the completion', async () => {
+      const order = await saga.startOrder({ paymentToken: 'tok_ok' });
+      await expect(order.result()).resolves.toMatchObject({ status: 'COMPLETED' });
+      const workflowId = order.handle.workflowId;
+      const outcome = await withTransaction(saga.pool, (tx) => fenceStep(tx, workflowId, 'completeOrder'));
+      expect(outcome).toEqual({ ok: true });
+    });
+
+    it('when the point of no return is fenced before completion ran, then completion is abandoned for good', async () => {
+      const workflowId = `order-${randomUUID()}`;
+      const outcome = await withTransaction(saga.pool, (tx) => fenceStep(tx, workflowId, 'completeOrder'));
+      expect(outcome).toEqual(STEP_ABANDONED);
     });
 
     it('when cancelled twice, then the order is cancelled once', async () => {

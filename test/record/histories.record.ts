@@ -16,7 +16,7 @@ import { decodedHistory } from '../support/encryption';
  * (test/replay) replays them against the current workflow code, so a change that would
  * break sagas already running fails CI. Bump WORKFLOW_VERSION when the saga changes.
  */
-const WORKFLOW_VERSION = 'v3'; // v3: database steps as local activities (patched); v2: fraud screening + payment bulkhead
+const WORKFLOW_VERSION = 'v4'; // v4: two workflow tasks (fraud screening local, charge + shipment one activity); v3: database steps as local activities
 const OUT_DIR = path.resolve(__dirname, '..', 'histories');
 
 type Drive = (saga: SagaHarness, order: StartedOrder) => Promise<void>;

@@ -110,9 +110,21 @@ test('when the deprecated guards are removed altogether, then the histories reco
   const v3 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v3'));
   expect(v3.length).toBeGreaterThan(0);
   const errors = await replayAltered(
-    (source) => source.replace(/^\s*deprecatePatch\(PATCHES\.\w+\);$/gm, ''),
+    (source) => source.replace(/deprecatePatch\(PATCHES\.\w+\);/g, 'void 0;'),
     v3,
   );
+  expect(errors).toHaveLength(v3.length);
+  for (const error of errors) expect(error).toBeInstanceOf(DeterminismViolationError);
+}, 60_000);
+
+/**
+ * The v4 change (two workflow tasks) is guarded: forced on, every v3 history breaks (its
+ * first marker is v3's, which v4 never asks for).
+ */
+test('when the v4 workflow loses its patched() guard, then it breaks every v3 history', async () => {
+  const v3 = (await loadHistories()).filter((h) => h.workflowId.endsWith('.v3'));
+  expect(v3.length).toBeGreaterThan(0);
+  const errors = await replayAltered((source) => source.replace('patched(PATCHES.twoTaskSaga)', 'true'), v3);
   expect(errors).toHaveLength(v3.length);
   for (const error of errors) expect(error).toBeInstanceOf(DeterminismViolationError);
 }, 60_000);
