@@ -19,6 +19,7 @@ export function createFraudActivities({ pool, fraudDenyList }: FraudScreeningDep
       runStep(pool, {
         call,
         step: 'fraudScreening',
+        next: 'chargePayment',
         commit: () =>
           Promise.resolve<StepOutcome>(
             fraudDenyList.has(call.customerId) ? { ok: false, reason: 'fraud_suspected' } : { ok: true },

@@ -4,6 +4,7 @@ import { fenceStep, runOnce } from '../store/ledger';
 import { withTransaction } from '../store/tx';
 import { findUnannouncedOrder, insertOrderIfAbsent } from '../store/orders';
 import { appendEvent } from '../store/outbox';
+import { sagaStarted } from '../store/saga-starts';
 import type { Pool, PoolClient } from '../store/pool';
 import { consumeStock } from '../store/stock';
 import { currentStep, runCompensation, runStep, type StepCall } from './step-runner';
@@ -23,6 +24,8 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
         commit: async (tx) => {
           await insertOrderIfAbsent(tx, call.input);
           await announceIfSilent(tx, call.orderId);
+          // The saga runs: its start request (and the payment token in it) goes.
+          await sagaStarted(tx, call.orderId);
           return { ok: true };
         },
       }),

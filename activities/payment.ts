@@ -18,6 +18,7 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
       runStep(pool, {
         call,
         step: 'chargePayment',
+        next: 'createShipment',
         provider: (signal) =>
           gateway.charge({
             idempotencyKey: call.idempotencyKey,

@@ -74,13 +74,18 @@ export interface ForwardStep<P> {
   provider?: (signal: AbortSignal) => Promise<P>;
   /** The step's business rows and events, in its one transaction; a refusal is returned. */
   commit: (tx: PoolClient, provided: P) => Promise<StepOutcome>;
+  /**
+   * The step the saga runs at once after this one succeeds: shown RUNNING from this step's
+   * commit, so a provider step needs no commit of its own before its call.
+   */
+  next?: StepName;
 }
 
 /**
- * Runs a forward step once per idempotency key: a step that already ran returns its recorded
- * outcome; a provider step shows RUNNING (with its attempt) while it waits on the provider;
- * then the step's transaction claims the ledger key, commits the business rows and events,
- * and moves the step to COMPLETED or FAILED.
+ * Runs a forward step once per idempotency key: a provider step that already ran returns its
+ * recorded outcome without calling the provider again; then the step's one transaction
+ * claims the ledger key, commits the business rows and events, moves the step to COMPLETED
+ * or FAILED (with its attempt) and, on success, shows the `next` step RUNNING.
  */
 export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): Promise<StepOutcome> {
   const { workflowId, attempt } = currentStep();
@@ -89,13 +94,13 @@ export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): 
   if (spec.provider) {
     const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
     if (recorded) return recorded;
-    await moveStep(pool, call.orderId, step, 'RUNNING', attempt);
     provided = await callProvider(spec.provider);
   }
   return reportCancellation(() =>
     runOnce(pool, { idempotencyKey: call.idempotencyKey, workflowId, step }, async (tx) => {
       const outcome = await spec.commit(tx, provided);
       await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+      if (outcome.ok && spec.next) await moveStep(tx, call.orderId, spec.next, 'RUNNING');
       return outcome;
     }),
   );

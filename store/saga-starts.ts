@@ -1,6 +1,6 @@
 /** Start requests: sagas accepted in Postgres and not yet known to have started in Temporal. */
 import type { OrderSagaInput } from '../contracts/index';
-import type { Pool, PoolClient } from './pool';
+import type { Pool, PoolClient, Queryable } from './pool';
 import { withTransaction } from './tx';
 
 /** Records that the order's saga must start; joins the order's own transaction. */
@@ -16,9 +16,12 @@ export async function requestSagaStart(
   );
 }
 
-/** Temporal has the run: the request (and the payment token it holds) goes. */
-export async function sagaStarted(pool: Pool, orderId: string): Promise<void> {
-  await pool.query('DELETE FROM saga_starts WHERE order_id = $1', [orderId]);
+/**
+ * Temporal has the run: the request (and the payment token it holds) goes. Called by a
+ * starter after its start, and by the saga's first step in its own transaction.
+ */
+export async function sagaStarted(db: Queryable, orderId: string): Promise<void> {
+  await db.query('DELETE FROM saga_starts WHERE order_id = $1', [orderId]);
 }
 
 /** A start that did not go through: tried again after `delayMs`. */

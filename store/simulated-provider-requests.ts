@@ -29,6 +29,30 @@ export async function recordProviderCall<T>(
 }
 
 /**
+ * One statement for a call whose answer does not depend on the calls before it: counts the
+ * call and stores `answer` unless one stands for `key` (a voided key keeps its answer).
+ * Returns the answer that stands.
+ */
+export async function answerProviderCall<T>(
+  db: Queryable,
+  provider: string,
+  key: string,
+  request: Record<string, unknown>,
+  answer: T,
+): Promise<T> {
+  const { rows } = await db.query<{ response: T }>(
+    `INSERT INTO simulated_provider_requests (provider, idempotency_key, calls, request, response)
+     VALUES ($1, $2, 1, $3, $4)
+     ON CONFLICT (provider, idempotency_key)
+       DO UPDATE SET calls = simulated_provider_requests.calls + 1,
+                     response = COALESCE(simulated_provider_requests.response, EXCLUDED.response)
+     RETURNING response`,
+    [provider, key, JSON.stringify(request), JSON.stringify(answer)],
+  );
+  return rows[0]!.response;
+}
+
+/**
  * Stores the answer for `key` unless another call stored one first; returns the one that
  * stands. The key's row must exist (recordProviderCall).
  */

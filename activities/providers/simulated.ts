@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Pool } from '../../store/pool';
 import {
+  answerProviderCall,
   recordProviderCall,
   storeProviderResponse,
   voidProviderKey,
@@ -62,9 +63,21 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Cards whose answer depends on how many calls reached their key before. */
+const CALL_COUNTING_TOKENS = new Set(['tok_unavailable', 'tok_flaky', 'tok_slow']);
+
+const chargeAnswer = (paymentToken: string, idempotencyKey: string): ChargeResult =>
+  SUCCESSFUL_TOKENS.has(paymentToken)
+    ? { status: 'captured', reference: reference('ch', idempotencyKey) }
+    : { status: 'declined', reason: paymentToken === 'tok_declined' ? 'card_declined' : 'unknown_token' };
+
 export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProviderOptions): PaymentGateway {
   return {
     async charge({ idempotencyKey, paymentToken, signal }) {
+      // Most cards answer the same whatever came before: one statement counts and answers.
+      if (!CALL_COUNTING_TOKENS.has(paymentToken)) {
+        return answerProviderCall(pool, 'payment', idempotencyKey, { token: paymentToken }, chargeAnswer(paymentToken, idempotencyKey));
+      }
       const { calls, response } = await recordProviderCall<ChargeResult>(pool, 'payment', idempotencyKey, {
         token: paymentToken,
       });
@@ -83,10 +96,7 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
         await sleep(options.slowCallMs, signal);
         throw new TransientProviderError('gateway timed out (simulated)');
       }
-      const result: ChargeResult = SUCCESSFUL_TOKENS.has(paymentToken)
-        ? { status: 'captured', reference: reference('ch', idempotencyKey) }
-        : { status: 'declined', reason: paymentToken === 'tok_declined' ? 'card_declined' : 'unknown_token' };
-      return storeProviderResponse(pool, 'payment', idempotencyKey, result);
+      return storeProviderResponse(pool, 'payment', idempotencyKey, chargeAnswer(paymentToken, idempotencyKey));
     },
 
     async refund({ idempotencyKey, chargeKey }) {
@@ -118,8 +128,6 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
 export function createSimulatedCarrier(pool: Pool): Carrier {
   return {
     async createShipment({ idempotencyKey, country }) {
-      const { response } = await recordProviderCall<ShipmentResult>(pool, 'carrier', idempotencyKey);
-      if (response) return response;
       const result: ShipmentResult =
         country === 'ZZ'
           ? { status: 'refused', reason: 'destination not served' }
@@ -128,7 +136,7 @@ export function createSimulatedCarrier(pool: Pool): Carrier {
               carrier: CARRIER_NAME,
               trackingNumber: reference('TRK', idempotencyKey).toUpperCase(),
             };
-      return storeProviderResponse(pool, 'carrier', idempotencyKey, result);
+      return answerProviderCall(pool, 'carrier', idempotencyKey, {}, result);
     },
 
     async cancelShipment({ idempotencyKey, bookingKey }) {

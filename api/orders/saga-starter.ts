@@ -108,11 +108,19 @@ export function createSagaStarter(deps: SagaStarterDeps): SagaStarter {
     await startSaga(deps.temporal, { taskQueue: deps.taskQueue }, input, options.startDeadlineMs);
     await sagaStarted(deps.pool, input.orderId);
   };
+  /**
+   * The accepting request's start leaves the request to the saga's first step, which deletes
+   * it in its own transaction (one write fewer per order). Should that step not have run
+   * within the grace, a starter pass starts again (Temporal answers that the run exists) and
+   * deletes it.
+   */
+  const startFresh = (input: OrderSagaInput): Promise<void> =>
+    startSaga(deps.temporal, { taskQueue: deps.taskQueue }, input, options.startDeadlineMs);
 
   /** One attempt for a request: a failed start is rescheduled with backoff, never thrown. */
-  const start = async ({ input, attempts }: DueStart): Promise<boolean> => {
+  const start = async ({ input, attempts }: DueStart, run = startNow): Promise<boolean> => {
     try {
-      await startNow(input);
+      await run(input);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       deps.logger?.warn(
@@ -151,7 +159,7 @@ export function createSagaStarter(deps: SagaStarterDeps): SagaStarter {
     graceMs: options.graceMs,
     startSoon: async (input, waitMs = 0) => {
       // Failures are the starter's to retry: the request is in Postgres already.
-      const starting = track(start({ input, attempts: 0 })).catch(() => false);
+      const starting = track(start({ input, attempts: 0 }, startFresh)).catch(() => false);
       let waiting: NodeJS.Timeout | undefined;
       const waited = new Promise<void>((resolve) => (waiting = setTimeout(resolve, waitMs)));
       await Promise.race([starting, waited]);
