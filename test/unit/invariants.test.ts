@@ -277,6 +277,7 @@ function world(specs: Spec[], initial = 100): Snapshot {
         workflowId,
         step,
         resultMissing: false,
+        ran: true,
       });
     }
     spec.path.forEach((type, index) => {
@@ -400,6 +401,34 @@ describe('evaluate', () => {
     const snapshot = world(EVERY_PATH);
     (snapshot.ledger as unknown[]).push({ ...snapshot.ledger[0]! });
     expect(kinds(snapshot)).toEqual(['once']);
+  });
+
+  it('when a cancelled order fenced its completion before it ran, then the fence is not a completion', () => {
+    const snapshot = world(EVERY_PATH);
+    const cancelled = snapshot.orders.find((order) => order.status === 'CANCELLED')!;
+    const workflowId = workflowIdFor(cancelled.id);
+    (snapshot.ledger as unknown[]).push({
+      idempotencyKey: stepKey(workflowId, 'completeOrder'),
+      workflowId,
+      step: 'completeOrder',
+      resultMissing: false,
+      ran: false,
+    });
+    expect(evaluate(snapshot)).toEqual([]);
+  });
+
+  it('when a cancelled order has a completion that ran, then that is named', () => {
+    const snapshot = world(EVERY_PATH);
+    const cancelled = snapshot.orders.find((order) => order.status === 'CANCELLED')!;
+    const workflowId = workflowIdFor(cancelled.id);
+    (snapshot.ledger as unknown[]).push({
+      idempotencyKey: stepKey(workflowId, 'completeOrder'),
+      workflowId,
+      step: 'completeOrder',
+      resultMissing: false,
+      ran: true,
+    });
+    expect(details(snapshot)).toContain('CANCELLED but the ledger has completeOrder=true');
   });
 
   it('when an order has two payment rows, then it was charged twice', () => {

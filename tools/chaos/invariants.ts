@@ -19,6 +19,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from '../../store/pool';
 import {
   EVENT_TYPES,
+  STEP_ABANDONED,
   STREAM_NAME,
   SUBJECT_PREFIX,
   TERMINAL_STATUSES,
@@ -81,6 +82,8 @@ export interface LedgerRow {
   step: string;
   /** The step's transaction committed without a result (never at rest). */
   resultMissing: boolean;
+  /** False for a step that was fenced before it ran (its key holds the abandoned outcome). */
+  ran: boolean;
 }
 /** The simulated gateway's own records (table simulated_provider_requests), per order. */
 export interface GatewayRow {
@@ -515,7 +518,8 @@ function checkOnce(snapshot: Snapshot, add: Add): void {
         if (row.resultMissing) add('once', order.id, `ledger step ${step} has no result at rest`);
       }
     }
-    const completed = steps.has('completeOrder');
+    // A completeOrder fenced by a cancel that won the race (saga v4) never ran.
+    const completed = (steps.get('completeOrder') ?? []).some((row) => row.ran);
     const unwound = steps.has('cancelOrder');
     if (order.status === 'COMPLETED' && (!completed || unwound)) {
       add(
@@ -666,10 +670,17 @@ export async function gatherSnapshot(options: CheckOptions): Promise<Snapshot> {
         'SELECT order_id, status FROM shipments WHERE order_id = ANY($1::uuid[])',
         [ids],
       ),
-      pool.query<{ idempotency_key: string; workflow_id: string; step: string; result_missing: boolean }>(
-        `SELECT idempotency_key, workflow_id, step, result IS NULL AS result_missing
+      pool.query<{
+        idempotency_key: string;
+        workflow_id: string;
+        step: string;
+        result_missing: boolean;
+        ran: boolean;
+      }>(
+        `SELECT idempotency_key, workflow_id, step, result IS NULL AS result_missing,
+                result IS DISTINCT FROM $2::jsonb AS ran
          FROM activity_ledger WHERE workflow_id = ANY($1::text[])`,
-        [workflowIds],
+        [workflowIds, JSON.stringify(STEP_ABANDONED)],
       ),
       pool.query<{
         id: string;
@@ -716,6 +727,7 @@ export async function gatherSnapshot(options: CheckOptions): Promise<Snapshot> {
       workflowId: row.workflow_id,
       step: row.step,
       resultMissing: row.result_missing,
+      ran: row.ran,
     })),
     gateway,
     outbox: outbox.rows.map((row) => ({
