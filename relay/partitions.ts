@@ -101,10 +101,15 @@ export function createPartitionKeeper(deps: {
     if (plan.take.length > 0) {
       const takenAt = performance.now();
       const taken = await takePartitions(pool, memberId, plan.take, options.ttlMs);
-      for (const lease of taken) holdings.set(lease.partition, { epoch: lease.epoch, until: validFor(takenAt) });
+      for (const lease of taken)
+        holdings.set(lease.partition, { epoch: lease.epoch, until: validFor(takenAt) });
       if (taken.length > 0) {
         logger.info(
-          { taken: taken.map((lease) => lease.partition), held: holdings.size, members: state.members.length },
+          {
+            taken: taken.map((lease) => lease.partition),
+            held: holdings.size,
+            members: state.members.length,
+          },
           'took outbox partitions',
         );
         deps.onGained();

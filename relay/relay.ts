@@ -204,8 +204,17 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       known.lastSeq,
     );
     // Rows whose attempt the database refused to record (the lease went meanwhile) are not sent.
-    const held = new Set([...plan.held, ...toSend.filter((row) => !cleared.has(row.id)).map((row) => row.id)]);
-    const outcome = await publishRows(js, nats, rows, { ...plan, held, holds: keeper.holds }, options);
+    const held = new Set([
+      ...plan.held,
+      ...toSend.filter((row) => !cleared.has(row.id)).map((row) => row.id),
+    ]);
+    const outcome = await publishRows(
+      js,
+      nats,
+      rows,
+      { ...plan, held, holds: (partition) => keeper.holds(partition) },
+      options,
+    );
     known.lastSeq = Math.max(known.lastSeq, outcome.highestSeq);
     const marked = await markEventsPublished(
       pool,
@@ -281,7 +290,10 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
             'relay batch failed; backing off',
           );
           // A plain sleep, not the wakeup: new rows must not cut an outage backoff short.
-          await sleep(backoffDelay(failures, options.pollIntervalMs, options.outageBackoffMaxMs), abort.signal);
+          await sleep(
+            backoffDelay(failures, options.pollIntervalMs, options.outageBackoffMaxMs),
+            abort.signal,
+          );
           continue;
         }
         if (failures > 0) logger.info({ after: failures }, 'relay batches succeed again');

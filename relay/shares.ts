@@ -36,7 +36,11 @@ export function shareOf(me: string, members: readonly string[], partitionCount: 
 }
 
 /** What `me` should take and give back, given the live members and every partition's lease. */
-export function planRebalance(me: string, members: readonly string[], leases: readonly LeaseView[]): Rebalance {
+export function planRebalance(
+  me: string,
+  members: readonly string[],
+  leases: readonly LeaseView[],
+): Rebalance {
   const sorted = liveRelays(me, members);
   const rank = sorted.indexOf(me);
   const isHome = (partition: number): boolean => partition % sorted.length === rank;

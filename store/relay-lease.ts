@@ -103,13 +103,15 @@ export async function releasePartitions(pool: Pool, memberId: string, leases: He
 
 /** Ends this relay's membership: the others count one relay fewer at their next heartbeat. */
 export async function leaveRelayMembers(pool: Pool, memberId: string): Promise<void> {
-  await pool.query('DELETE FROM relay_members WHERE id = $1 OR expires_at < now() - interval \'1 hour\'', [
+  await pool.query("DELETE FROM relay_members WHERE id = $1 OR expires_at < now() - interval '1 hour'", [
     memberId,
   ]);
 }
 
 /** Every partition's current owner (null when free or expired), for tests and operators. */
-export async function readPartitionOwners(pool: Pool): Promise<{ partition: number; owner: string | null }[]> {
+export async function readPartitionOwners(
+  pool: Pool,
+): Promise<{ partition: number; owner: string | null }[]> {
   const { rows } = await pool.query<{ partition: number; owner: string | null }>(
     `SELECT partition, CASE WHEN expires_at > now() THEN owner END AS owner
        FROM outbox_partitions ORDER BY partition`,

@@ -269,7 +269,9 @@ test('when RELAY_METRICS_PORT is set, then the relay serves Prometheus metrics w
     [...text.matchAll(new RegExp(`^${name}\\{partition="(\\d+)"\\} (\\S+)$`, 'gm'))].map((m) => Number(m[2]));
   expect(partitionValues('outbox_partition_held')).toEqual(Array.from({ length: 16 }, () => 1));
   expect(partitionValues('outbox_partition_pending_events')).toEqual(Array.from({ length: 16 }, () => 0));
-  expect(partitionValues('outbox_partition_published_total').reduce((sum, n) => sum + n, 0)).toBeGreaterThanOrEqual(3);
+  expect(
+    partitionValues('outbox_partition_published_total').reduce((sum, n) => sum + n, 0),
+  ).toBeGreaterThanOrEqual(3);
   expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
 
   expect(await relay.stop()).toMatchObject({ code: 0 });

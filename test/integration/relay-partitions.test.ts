@@ -130,7 +130,8 @@ async function insertOrders(count: number): Promise<string[]> {
 
 async function appendTo(orderId: string, events = 1): Promise<void> {
   await withTransaction(db.pool, async (tx) => {
-    for (let i = 0; i < events; i++) await appendEvent(tx, { orderId, type: rng.pick(EVENT_TYPES), data: { i } });
+    for (let i = 0; i < events; i++)
+      await appendEvent(tx, { orderId, type: rng.pick(EVENT_TYPES), data: { i } });
   });
 }
 
@@ -217,7 +218,10 @@ test('when a second relay joins a running one, then within 5 s each holds a non-
 
   const writers = appendContinuously(orderIds);
   try {
-    await eventually('the first relay to publish', async () => (await counterValue(firstRegistry, 'outbox_published_total')) > 0);
+    await eventually(
+      'the first relay to publish',
+      async () => (await counterValue(firstRegistry, 'outbox_published_total')) > 0,
+    );
     const joinedAt = await dbNow();
     const second = inProcessRelay(secondRegistry);
     await second.start();
@@ -251,15 +255,19 @@ test('when a second relay joins a running one, then within 5 s each holds a non-
   expect(await expectExactlyOnceInOrder(orderIds)).toBeGreaterThan(100);
 });
 
-test("when one of two relay processes is SIGKILLed while events commit, then the other takes its share within 5 s, measured by the first event of each of those partitions it publishes, and every event is on the stream once, in order per order", async () => {
+test('when one of two relay processes is SIGKILLed while events commit, then the other takes its share within 5 s, measured by the first event of each of those partitions it publishes, and every event is on the stream once, in order per order', async () => {
   const orderIds = await insertOrders(ORDERS);
   const doomed = relayProcess();
   const survivor = relayProcess();
   await eventually(
     'the two relay processes to split the partitions',
     async () =>
-      (await partitionsHeldBy(doomed, db.pool)).length === 8 && (await partitionsHeldBy(survivor, db.pool)).length === 8,
-    { timeoutMs: 30_000, detail: async () => `logs:\n${await doomed.lastLines(10)}\n${await survivor.lastLines(10)}` },
+      (await partitionsHeldBy(doomed, db.pool)).length === 8 &&
+      (await partitionsHeldBy(survivor, db.pool)).length === 8,
+    {
+      timeoutMs: 30_000,
+      detail: async () => `logs:\n${await doomed.lastLines(10)}\n${await survivor.lastLines(10)}`,
+    },
   );
   expectShares([await partitionsHeldBy(doomed, db.pool), await partitionsHeldBy(survivor, db.pool)]);
 
@@ -274,7 +282,10 @@ test("when one of two relay processes is SIGKILLed while events commit, then the
       );
       const published = new Set(rows.map((row) => row.partition));
       const mine = await partitionsHeldBy(doomed, db.pool);
-      return mine.some((p) => published.has(p)) && (await partitionsHeldBy(survivor, db.pool)).some((p) => published.has(p));
+      return (
+        mine.some((p) => published.has(p)) &&
+        (await partitionsHeldBy(survivor, db.pool)).some((p) => published.has(p))
+      );
     });
     orphaned = await partitionsHeldBy(doomed, db.pool);
     doomed.kill('SIGKILL');
@@ -311,7 +322,8 @@ test('when a relay process is frozen (SIGSTOP) past its lease and thawed, then t
   await eventually(
     'the two relay processes to split the partitions',
     async () =>
-      (await partitionsHeldBy(frozen, db.pool)).length === 8 && (await partitionsHeldBy(other, db.pool)).length === 8,
+      (await partitionsHeldBy(frozen, db.pool)).length === 8 &&
+      (await partitionsHeldBy(other, db.pool)).length === 8,
     { timeoutMs: 30_000 },
   );
   const writers = appendContinuously(orderIds);
@@ -377,7 +389,9 @@ test('when a lease has moved on, then statements fenced by its old owner or epoc
     'SELECT attempts, parked_at, publish_attempted_at, published_at FROM outbox WHERE id = $1',
     [ids[0]],
   );
-  expect(untouched).toEqual([{ attempts: 0, parked_at: null, publish_attempted_at: null, published_at: null }]);
+  expect(untouched).toEqual([
+    { attempts: 0, parked_at: null, publish_attempted_at: null, published_at: null },
+  ]);
 
   // The old owner taking the partition back later gets a new epoch: its old one stays refused.
   await releasePartitions(db.pool, 'new-relay', [current!]);

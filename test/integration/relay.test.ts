@@ -260,7 +260,11 @@ test('when two relays share a database and one stops, then the other takes its p
   await waitFor(() => isPublished(before!.id), 5_000, 'a relay to publish');
 
   await first.stop(); // gives its partitions back: no lease to wait out
-  await waitFor(() => second.heldPartitions().length === 16, 5_000, 'the other relay to take every partition');
+  await waitFor(
+    () => second.heldPartitions().length === 16,
+    5_000,
+    'the other relay to take every partition',
+  );
 
   const [after] = await appendCommitted(orderId, ['OrderCompleted']);
   await waitFor(() => isPublished(after!.id), 5_000, 'the remaining relay to publish');

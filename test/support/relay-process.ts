@@ -76,7 +76,9 @@ export async function waitUntilHolding(
     async () => {
       if ((await partitionsHeldBy(relay, pool)).length >= partitions) return true;
       if (relay.hasExited()) {
-        throw new Error(`the relay exited before it held its partitions; its log:\n${await relay.lastLines(30)}`);
+        throw new Error(
+          `the relay exited before it held its partitions; its log:\n${await relay.lastLines(30)}`,
+        );
       }
       return false;
     },

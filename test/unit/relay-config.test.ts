@@ -52,9 +52,13 @@ test('when RELAY_METRICS_PORT is not a port, then the error names the variable',
 });
 
 test('when RELAY_LEASE_TTL is under three heartbeats, then the error names it; at three or more it is taken', () => {
-  expect(configError({ RELAY_LEASE_TTL: '1s', RELAY_HEARTBEAT_INTERVAL: '500ms' }).variable).toBe('RELAY_LEASE_TTL');
+  expect(configError({ RELAY_LEASE_TTL: '1s', RELAY_HEARTBEAT_INTERVAL: '500ms' }).variable).toBe(
+    'RELAY_LEASE_TTL',
+  );
   expect(configError({ RELAY_HEARTBEAT_INTERVAL: 'soon' }).variable).toBe('RELAY_HEARTBEAT_INTERVAL');
-  expect(loadRelayConfig({ ...REQUIRED, RELAY_LEASE_TTL: '3s', RELAY_HEARTBEAT_INTERVAL: '1s' })).toMatchObject({
+  expect(
+    loadRelayConfig({ ...REQUIRED, RELAY_LEASE_TTL: '3s', RELAY_HEARTBEAT_INTERVAL: '1s' }),
+  ).toMatchObject({
     leaseTtlMs: 3_000,
     heartbeatIntervalMs: 1_000,
   });

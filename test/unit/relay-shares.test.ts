@@ -34,7 +34,9 @@ test('when n relays run, then the shares differ by at most one, add up to the pa
     if (n <= P) expect(Math.min(...shares)).toBeGreaterThan(0);
   }
   // Not ceil(16 / 5) = 4 each, which would leave the fifth relay with nothing.
-  expect(['a', 'b', 'c', 'd', 'e'].map((me) => shareOf(me, ['a', 'b', 'c', 'd', 'e'], P))).toEqual([4, 3, 3, 3, 3]);
+  expect(['a', 'b', 'c', 'd', 'e'].map((me) => shareOf(me, ['a', 'b', 'c', 'd', 'e'], P))).toEqual([
+    4, 3, 3, 3, 3,
+  ]);
 });
 
 test('when a member list does not name the relay itself yet, then it counts itself in', () => {
@@ -59,7 +61,7 @@ test('when a second relay joins, then the first gives back half, away partitions
   expect(planRebalance('b', ['a', 'b'], leases(settled))).toEqual({ take: [], release: [] });
 });
 
-test("when a relay died, then its expired partitions are taken by the survivor, and a live lease is never taken", () => {
+test('when a relay died, then its expired partitions are taken by the survivor, and a live lease is never taken', () => {
   const split = { ...owning('a', range(0, 8)), ...owning('b', range(8, 16)) };
   // b is dead: its member row and its leases expired; a alone is live.
   expect(planRebalance('a', ['a'], leases(split, range(8, 16)))).toEqual({ take: range(8, 16), release: [] });
