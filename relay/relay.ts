@@ -369,12 +369,14 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     },
     async drainOnce() {
       if (loop !== undefined) return exclusive(drain);
-      await keeper.start();
-      try {
-        return await exclusive(drain);
-      } finally {
-        await exclusive(() => keeper.stop());
-      }
+      return exclusive(async () => {
+        await keeper.start();
+        try {
+          return await drain();
+        } finally {
+          await keeper.stop();
+        }
+      });
     },
     heldPartitions: () => keeper.held(),
   };
