@@ -162,7 +162,14 @@ export function createPartitionKeeper(deps: {
         logger.warn({ err: describeError(error) }, 'could not give the partitions back; they expire instead');
       }
     },
-    fence: () => ({ owner: memberId, epochs: current().map(([, holding]) => holding.epoch) }),
+    fence: () => {
+      const held = current();
+      return {
+        owner: memberId,
+        epochs: held.map(([, holding]) => holding.epoch),
+        partitions: held.map(([partition]) => partition),
+      };
+    },
     holds: (partition) => (holdings.get(partition)?.until ?? 0) > performance.now(),
     held: () =>
       current()

@@ -75,8 +75,8 @@ export async function appendEvent(tx: PoolClient, event: DomainEvent): Promise<O
 // publish each once is explained at the top of relay/relay.ts.
 
 /**
- * The leases a relay holds (migrations/0007): the owner and the epoch of each tenure. Every
- * statement below that reads or writes rows for publishing takes one, and acts only on rows
+ * The leases a relay holds (migrations/0007): the owner, the epoch of each tenure, and their
+ * partitions. The select below reads those partitions; every write below acts only on rows
  * of partitions whose lease is still current, held by that owner in that epoch, by the
  * database's clock. The writes lock those lease rows (FOR SHARE), so a relay taking an
  * expired lease waits until such a write has committed, and then sees it.
@@ -84,6 +84,7 @@ export async function appendEvent(tx: PoolClient, event: DomainEvent): Promise<O
 export interface OutboxFence {
   owner: string;
   epochs: number[];
+  partitions: number[];
 }
 
 /** An unpublished outbox row as the relay reads it. */
@@ -110,23 +111,25 @@ export interface PendingOutboxRow {
 /**
  * Rows ready to publish in the fence's partitions, in commit-safe order. A row whose order
  * has an earlier event still unpublished and not eligible now (retry pending or parked) is
- * left out, so an order never gets ahead of its own failed event.
+ * left out, so an order never gets ahead of its own failed event. Only a read: the lease is
+ * checked by the writes (recordPublishAttempts before anything is sent). The partitions
+ * are given as a list, not joined from the leases, so Postgres walks the pending rows in
+ * `position` order and stops at the limit (a join made it sort the whole backlog: 130 ms
+ * a batch at 100,000 pending instead of under 1 ms).
  */
 export async function selectPendingEvents(
   pool: Pool,
   fence: OutboxFence,
   limit: number,
 ): Promise<PendingOutboxRow[]> {
-  if (fence.epochs.length === 0) return [];
+  if (fence.partitions.length === 0) return [];
   const { rows } = await pool.query<PendingOutboxRow>(
     `SELECT o.id, o.partition, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts,
             (extract(epoch FROM now() - o.publish_attempted_at) * 1000)::float8 AS attempt_age_ms,
             o.publish_floor_seq::float8 AS publish_floor_seq
        FROM outbox o
       WHERE o.published_at IS NULL AND o.parked_at IS NULL
-        AND o.partition IN (
-              SELECT partition FROM outbox_partitions
-               WHERE owner = $2 AND epoch = ANY($3::bigint[]) AND expires_at > now())
+        AND o.partition = ANY($2::smallint[])
         AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
         AND NOT EXISTS (
               SELECT 1 FROM outbox e
@@ -135,7 +138,7 @@ export async function selectPendingEvents(
                  AND (e.parked_at IS NOT NULL OR e.next_attempt_at > now()))
       ORDER BY o.position
       LIMIT $1`,
-    [limit, fence.owner, fence.epochs],
+    [limit, fence.partitions],
   );
   return rows;
 }
