@@ -1,7 +1,8 @@
 -- Relays that scale out (relay/relay.ts, point 5). The outbox is split into 16 partitions by
 -- order: an order's events all land in one partition, from the last byte of its id (random
 -- in a v4 or v7 uuid), computed by Postgres on insert and stored, so no writer can get it
--- wrong and it never changes. Adding the column fills it for the rows already there.
+-- wrong and it never changes. Adding the column fills it for the rows already there (a
+-- rewrite of the table under its lock: writers wait for it, seconds per million rows).
 ALTER TABLE outbox
   ADD COLUMN partition smallint NOT NULL
     GENERATED ALWAYS AS (get_byte(uuid_send(aggregate_id), 15) % 16) STORED;

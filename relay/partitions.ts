@@ -64,8 +64,7 @@ export function createPartitionKeeper(deps: {
   /** Called after partitions were taken (so the relay runs a batch for them now). */
   onGained: () => void;
 }): PartitionKeeper {
-  const { pool, memberId, options } = deps;
-  const logger = deps.logger.child({ relay: memberId });
+  const { pool, logger, memberId, options } = deps;
   const holdings = new Map<number, Holding>();
   let abort = new AbortController();
   let loop: Promise<void> | undefined;

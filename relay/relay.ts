@@ -92,7 +92,7 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
   const options: RelayOptions = { ...DEFAULT_RELAY_OPTIONS, ...deps.options };
   const { pool, nats } = deps;
   const relayId = deps.relayId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const logger = deps.logger.child({ component: 'outbox-relay' });
+  const logger = deps.logger.child({ component: 'outbox-relay', relay: relayId });
   const js = jetstream(nats);
   const wakeup = new Wakeup();
   const exclusive = serialized();
@@ -353,7 +353,7 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       if (loop !== undefined) return;
       abort = new AbortController();
       await keeper.start();
-      logger.info({ relay: relayId, partitions: keeper.held() }, 'outbox relay joined');
+      logger.info({ partitions: keeper.held() }, 'outbox relay joined');
       loop = work().catch((error: unknown) =>
         logger.error({ err: describeError(error) }, 'outbox relay stopped unexpectedly'),
       );
@@ -365,7 +365,7 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       loop = undefined;
       // After any drainOnce under way: nothing of this relay's is in flight when it leaves.
       await exclusive(() => keeper.stop());
-      logger.info({ relay: relayId }, 'outbox relay left');
+      logger.info('outbox relay left');
     },
     async drainOnce() {
       if (loop !== undefined) return exclusive(drain);
