@@ -25,7 +25,9 @@ import { sleep } from './timing';
  * is before the database lets anyone else take it (`ttlMs` after that heartbeat ran). A
  * relay that is paused (GC, SIGSTOP, a slow host) finds its leases lapsed when it resumes,
  * on the monotonic clock, before its next publish. A lease it gives back is dropped here
- * before the database hears of it.
+ * before the database hears of it. This compares time elapsed here with time elapsed on the
+ * database's clock: a step of that clock larger than the margin (a badly kept NTP) could
+ * let a lease end there before it ends here.
  */
 export interface PartitionKeeper {
   readonly memberId: string;
