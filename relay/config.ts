@@ -1,4 +1,4 @@
-import { duration, integer, logLevel, optionalString, url, type Env } from '../lib/env';
+import { ConfigError, duration, integer, logLevel, optionalString, url, type Env } from '../lib/env';
 
 /** Everything `npm run relay` reads from the environment (CONTRACT §6), read only here. */
 export interface RelayConfig {
@@ -10,11 +10,21 @@ export interface RelayConfig {
   maxAttempts: number;
   retentionMs: number;
   duplicateWindowMs: number;
+  /** How long a relay's heartbeat holds its partitions: a dead relay's move this long after it died. */
+  leaseTtlMs: number;
+  /** How often a relay renews its leases and rebalances. */
+  heartbeatIntervalMs: number;
   /** Where GET /metrics is served (Prometheus text); undefined: no metrics server. */
   metrics: { host: string; port: number } | undefined;
 }
 
 export function loadRelayConfig(env: Env): RelayConfig {
+  const leaseTtlMs = duration(env, 'RELAY_LEASE_TTL', '2500ms').ms;
+  const heartbeatIntervalMs = duration(env, 'RELAY_HEARTBEAT_INTERVAL', '500ms').ms;
+  // Two heartbeats may fail or run late before a relay's own leases lapse under it.
+  if (leaseTtlMs < 3 * heartbeatIntervalMs) {
+    throw new ConfigError('RELAY_LEASE_TTL', 'must be at least three times RELAY_HEARTBEAT_INTERVAL');
+  }
   return {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
     natsUrl: url(env, 'NATS_URL', ['nats', 'tls']),
@@ -24,6 +34,8 @@ export function loadRelayConfig(env: Env): RelayConfig {
     maxAttempts: integer(env, 'RELAY_MAX_ATTEMPTS', 20, { min: 1, max: 1_000 }),
     retentionMs: duration(env, 'OUTBOX_RETENTION', '7d').ms,
     duplicateWindowMs: duration(env, 'NATS_DUPLICATE_WINDOW', '2h').ms,
+    leaseTtlMs,
+    heartbeatIntervalMs,
     metrics:
       optionalString(env, 'RELAY_METRICS_PORT') === undefined
         ? undefined

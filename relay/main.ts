@@ -9,12 +9,12 @@ import { createOutboxRelay, DEFAULT_RELAY_OPTIONS, retryHorizonMs } from './rela
 import { serveMetrics, type MetricsServer } from '../lib/metrics-server';
 import { ensureOrdersStream, type NatsConnection } from './stream';
 
-/** `npm run relay`: one outbox relay process (several may run; one is active). */
+/** `npm run relay`: one outbox relay process (several may run, each publishing a share of the partitions). */
 async function main(): Promise<void> {
   const config = loadOrExit(() => loadRelayConfig(process.env));
   const logger = createLogger('relay', config.logLevel);
-  // The lock connection, the batch queries and the metrics query: a small pool suffices.
-  const pool = createPool(config.databaseUrl, { max: 4, applicationName: 'order-saga-relay' });
+  // The listener, the heartbeat, the batch queries and the metrics query: a small pool suffices.
+  const pool = createPool(config.databaseUrl, { max: 5, applicationName: 'order-saga-relay' });
   // connect()'s declared return type does not resolve under this repo's module resolution
   // (see relay/stream.ts); it is a NatsConnection.
   const nats = (await connect({
@@ -30,6 +30,10 @@ async function main(): Promise<void> {
     maxAttempts: config.maxAttempts,
     retentionMs: config.retentionMs,
     duplicateWindowMs: config.duplicateWindowMs,
+    leaseTtlMs: config.leaseTtlMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    // A lease lapses here no later than a heartbeat before the database frees it.
+    leaseMarginMs: Math.min(DEFAULT_RELAY_OPTIONS.leaseMarginMs, config.heartbeatIntervalMs),
   };
   const horizonMs = retryHorizonMs({ ...DEFAULT_RELAY_OPTIONS, ...options });
   if (config.duplicateWindowMs <= horizonMs) {

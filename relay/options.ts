@@ -15,10 +15,18 @@ export interface RelayOptions {
   retentionMs: number;
   /** How often the retention cleanup runs. */
   cleanupIntervalMs: number;
-  /** Session advisory lock key that elects the active relay (per database). */
-  lockKey: number;
-  /** How often a standby tries the lock, and the leader checks its lock connection. */
-  lockRetryMs: number;
+  /**
+   * How long a heartbeat keeps a relay alive and its partition leases held: a dead relay's
+   * partitions are free this long after its last heartbeat (RELAY_LEASE_TTL).
+   */
+  leaseTtlMs: number;
+  /** How often a relay renews its leases and rebalances (RELAY_HEARTBEAT_INTERVAL). */
+  heartbeatIntervalMs: number;
+  /**
+   * How much earlier than the database a relay considers its own leases lapsed and stops
+   * publishing their partitions (clock drift, a send already under way).
+   */
+  leaseMarginMs: number;
   /** Orders published concurrently within one batch. */
   publishConcurrency: number;
   /** How long to wait for one PubAck. */
@@ -46,8 +54,9 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<RelayOptions> = {
   maxAttempts: 20,
   retentionMs: 7 * 24 * 3_600_000,
   cleanupIntervalMs: 10 * 60_000,
-  lockKey: 7_236_002, // migrate.ts uses 7_236_001
-  lockRetryMs: 1_000,
+  leaseTtlMs: 2_500,
+  heartbeatIntervalMs: 500,
+  leaseMarginMs: 500,
   publishConcurrency: 64,
   publishTimeoutMs: 5_000,
   retryBaseMs: 1_000,
@@ -64,20 +73,30 @@ export interface RelayDeps {
   options?: Partial<RelayOptions>;
   /** Where the relay's metrics go; prom-client's default registry when absent. */
   registry?: Registry;
+  /** This relay's name among the relays (relay_members); host, pid and a random part when absent. */
+  relayId?: string;
 }
 
 export interface OutboxRelay {
-  /** Starts competing for leadership; resolves after the first attempt (leader or standby). */
+  /**
+   * Joins the relays and keeps publishing its share of the partitions; resolves after the
+   * first heartbeat (with its first share, or after logging why the database did not answer).
+   */
   start(): Promise<void>;
-  /** Finishes the current batch, marks it, releases the lock and closes the listener. */
+  /** Finishes the current batch, marks it, gives its partitions back and leaves. */
   stop(): Promise<void>;
   /**
-   * Publishes what is pending now and returns how many rows it marked (tests, benchmark).
-   * It does not take the lock: safe next to a running relay (see the header comment).
-   * Rejects with NatsUnavailableError when NATS cannot take messages.
+   * Publishes what is pending now in the partitions it can hold and returns how many rows
+   * it marked (tests, benchmark). A started relay uses its share; one that is not started
+   * joins for the call, holding the partitions no live relay holds (all of them when no
+   * other relay runs), and leaves again. Rejects with NatsUnavailableError when NATS
+   * cannot take messages.
    */
   drainOnce(): Promise<number>;
-  isLeader(): boolean;
+  /** The partitions this relay holds now, ascending. */
+  heldPartitions(): number[];
+  /** Its name among the relays (relay_members, outbox_partitions.owner). */
+  readonly relayId: string;
 }
 
 /**

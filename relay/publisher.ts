@@ -36,6 +36,11 @@ export interface BatchPlan {
    * but left for the next batch, which looks it up on the stream first.
    */
   sendBefore: ReadonlyMap<string, number>;
+  /**
+   * Whether this relay still holds the lease of a partition, asked right before each send:
+   * once it does not, that partition's rows are not sent (relay/partitions.ts, fencing).
+   */
+  holds: (partition: number) => boolean;
 }
 
 export interface PublishOutcome {
@@ -47,7 +52,7 @@ export interface PublishOutcome {
   failed: FailedRow[];
   /** Set when NATS could not take messages at all; nothing more was sent after it. */
   outage: { error: unknown } | undefined;
-  /** Rows not sent: held, or their window ran out while the batch was under way (next batch). */
+  /** Rows not sent: held, their window ran out, or their lease lapsed while the batch was under way. */
   deferred: number;
   /** The highest stream sequence a PubAck named (0 if none): the stream's last is no lower. */
   highestSeq: number;
@@ -56,7 +61,8 @@ export interface PublishOutcome {
 /**
  * Publishes different orders concurrently and each order's events one by one, each after
  * the PubAck of the one before (or after finding it on the stream). After a failure or a
- * deferral the order's later events are not sent; after an outage nothing more is sent.
+ * deferral (held back, window run out, lease lost) the order's later events are not sent;
+ * after an outage nothing more is sent.
  */
 export async function publishRows(
   js: JetStreamClient,
@@ -81,7 +87,11 @@ export async function publishRows(
         continue;
       }
       const sendBefore = plan.sendBefore.get(row.id);
-      if (plan.held.has(row.id) || (sendBefore !== undefined && performance.now() >= sendBefore)) {
+      if (
+        plan.held.has(row.id) ||
+        (sendBefore !== undefined && performance.now() >= sendBefore) ||
+        !plan.holds(row.partition)
+      ) {
         outcome.deferred += events.length - index; // the order's later events wait behind it
         return;
       }

@@ -32,17 +32,32 @@
  *    attempt. A row whose window runs out while its batch is under way is left for the
  *    next batch (publisher.ts, `sendBefore`). Both ages are measured on the database's
  *    clock; the window is the shorter of the relay's setting and the stream's own.
- * 5. One active relay. Leadership is a session advisory lock on a dedicated connection;
- *    standbys retry every second. The lock keeps the work to one process, but points 3
- *    and 4 hold even if two relays overlap for a moment (an old leader finishing its
- *    batch while a new one starts): both only send n+1 after n is on the stream, and
- *    the duplicate window drops the second copy (a lookup happens only for attempts the
- *    window no longer covers, which no live relay has in flight).
+ * 5. Partitions, one relay each at a time. The outbox is split into 16 partitions by order
+ *    (migrations/0007), so all of an order's events are in one partition. Relays find each
+ *    other through the database (`relay_members`, a heartbeat each) and share the
+ *    partitions (relay/shares.ts): each holds the leases of about 16 / n of them
+ *    (`outbox_partitions`), renewed every RELAY_HEARTBEAT_INTERVAL (0.5 s) for
+ *    RELAY_LEASE_TTL (2.5 s); a relay that dies stops renewing, and a live one takes its
+ *    partitions once they expire, within TTL + one heartbeat; shares rebalance the same way
+ *    when a relay joins (the others give back their extras) or leaves. A batch reads only
+ *    the partitions this relay holds, and every write it makes to a row (attempt, mark,
+ *    failure) is fenced in SQL by the lease's owner and epoch, so a relay that lost a
+ *    partition can mark nothing in it. It also sends nothing of it: a lease counts as held
+ *    locally only until TTL minus a margin after the heartbeat that renewed it was sent, on
+ *    the monotonic clock, which ends before the database frees the lease; the publisher
+ *    asks before every send (relay/partitions.ts). With one partition published in order
+ *    by one relay at a time, points 1-4 hold per partition as they did for the one active
+ *    relay. Should a send slip through anyway (a process frozen between that check and the
+ *    socket write), it is a re-send of a row the new holder publishes too, and the
+ *    duplicate window drops whichever copy comes second, as it drops any re-send.
  * Events of rolled-back transactions are never visible to the relay's queries.
  *
- * This file is the loop; leadership.ts holds the lock, publisher.ts talks to JetStream,
- * metrics.ts reports, and the SQL is in store/outbox.ts and store/relay-lease.ts.
+ * This file is the loop; partitions.ts holds the leases (shares.ts says which), listener.ts
+ * wakes the loop on new rows, publisher.ts talks to JetStream, metrics.ts reports, and the
+ * SQL is in store/outbox.ts and store/relay-lease.ts.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { jetstream } from '@nats-io/jetstream';
 import { register as defaultRegistry } from 'prom-client';
 import {
@@ -51,11 +66,13 @@ import {
   recordPublishAttempts,
   recordPublishFailures,
   selectPendingEvents,
+  type OutboxFence,
   type PendingOutboxRow,
 } from '../store/outbox';
 import { describeError } from './describe-error';
-import { acquireLeadership, type LeaderSession } from './leadership';
+import { openOutboxListener, type OutboxListener } from './listener';
 import { createRelayMetrics } from './metrics';
+import { createPartitionKeeper } from './partitions';
 import { isNatsUnavailable, NatsUnavailableError, publishRows, type FailedRow } from './publisher';
 import { findOnStream, readStreamPosition, type StreamPosition } from './stream-lookup';
 import { backoffDelay, sleep, Wakeup } from './timing';
@@ -74,15 +91,26 @@ export {
 export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
   const options: RelayOptions = { ...DEFAULT_RELAY_OPTIONS, ...deps.options };
   const { pool, nats } = deps;
-  const logger = deps.logger.child({ component: 'outbox-relay' });
+  const relayId = deps.relayId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const logger = deps.logger.child({ component: 'outbox-relay', relay: relayId });
   const js = jetstream(nats);
-  const metrics = createRelayMetrics(deps.registry ?? defaultRegistry, pool, logger);
   const wakeup = new Wakeup();
   const exclusive = serialized();
+  const keeper = createPartitionKeeper({
+    pool,
+    logger,
+    memberId: relayId,
+    options: {
+      ttlMs: options.leaseTtlMs,
+      heartbeatMs: options.heartbeatIntervalMs,
+      marginMs: options.leaseMarginMs,
+    },
+    onGained: () => wakeup.notify(),
+  });
+  const metrics = createRelayMetrics(deps.registry ?? defaultRegistry, pool, logger, () => keeper.held());
 
   let abort = new AbortController();
   let loop: Promise<void> | undefined;
-  let leader = false;
 
   /**
    * The stream's last sequence as far as this relay knows (a floor for anything it
@@ -155,40 +183,61 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     return plan;
   }
 
-  /** One batch: select, look up, record the attempt, publish per order in sequence, mark. */
+  /**
+   * One batch over the partitions held now: select, look up, record the attempt, publish
+   * per order in sequence, mark. Every statement is fenced by the same leases.
+   */
   async function relayBatch(): Promise<{ selected: number; published: number }> {
+    const fence = keeper.fence();
     // No later than the database measured the rows' attempt ages: deadlines err early.
     const selectedAt = performance.now();
-    const rows = await selectPendingEvents(pool, options.batchSize);
+    const rows = await selectPendingEvents(pool, fence, options.batchSize);
     if (rows.length === 0) return { selected: 0, published: 0 };
     const known = await talkingToNats(streamPosition);
     const plan = await planBatch(rows, selectedAt, known);
-    await recordPublishAttempts(
+    const toSend = rows.filter((row) => !plan.onStream.has(row.id) && !plan.held.has(row.id));
+    const cleared = await recordPublishAttempts(
       pool,
-      rows.filter((row) => !plan.onStream.has(row.id) && !plan.held.has(row.id)).map((row) => row.id),
+      fence,
+      toSend.map((row) => row.id),
       plan.verified,
       known.lastSeq,
     );
-    const outcome = await publishRows(js, nats, rows, plan, options);
+    // Rows whose attempt the database refused to record (the lease went meanwhile) are not sent.
+    const held = new Set([
+      ...plan.held,
+      ...toSend.filter((row) => !cleared.has(row.id)).map((row) => row.id),
+    ]);
+    const outcome = await publishRows(
+      js,
+      nats,
+      rows,
+      { ...plan, held, holds: (partition) => keeper.holds(partition) },
+      options,
+    );
     known.lastSeq = Math.max(known.lastSeq, outcome.highestSeq);
-    const lags = await markEventsPublished(
+    const marked = await markEventsPublished(
       pool,
+      fence,
       outcome.published.map((row) => row.id),
     );
-    metrics.published.inc(lags.length);
+    metrics.published.inc(marked.length);
     metrics.duplicates.inc(outcome.duplicates);
-    for (const lag of lags) metrics.lag.observe(lag);
+    for (const { partition, lag } of marked) {
+      metrics.lag.observe(lag);
+      metrics.partitionPublished.inc({ partition });
+    }
     const failed = [...plan.lookupFailures, ...outcome.failed];
     if (failed.length > 0) {
       metrics.failures.inc(failed.length);
-      await recordFailures(failed);
+      await recordFailures(fence, failed);
     }
     if (outcome.outage !== undefined) {
       metrics.failures.inc();
       position = undefined; // read again once NATS is back
       throw new NatsUnavailableError(outcome.outage.error);
     }
-    return { selected: rows.length, published: lags.length };
+    return { selected: rows.length, published: marked.length };
   }
 
   /** Batches until less than a full batch is pending. */
@@ -197,53 +246,76 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     for (;;) {
       const batch = await relayBatch();
       total += batch.published;
-      // A full batch with no progress (all failed, or marked by an overlapping relay):
-      // stop rather than spin.
+      // A full batch with no progress (all failed, or its leases lost): stop rather than spin.
       if (batch.selected < options.batchSize || batch.published === 0) return total;
     }
   }
 
+  /** A live listener: the one given, or a new one when it is gone (undefined if that fails). */
+  async function listening(listener: OutboxListener | undefined): Promise<OutboxListener | undefined> {
+    if (listener?.alive) {
+      await listener.checkAlive(options.heartbeatIntervalMs * 2);
+      if (listener.alive) return listener;
+    }
+    await listener?.close();
+    return openOutboxListener(pool, () => wakeup.notify()).catch((error: unknown) => {
+      logger.warn({ err: describeError(error) }, 'could not listen for outbox inserts; polling');
+      return undefined;
+    });
+  }
+
   /**
-   * The active relay's loop, for as long as its lock connection lives: a batch, then the
-   * housekeeping, then (once caught up) a wait for NOTIFY or the poll interval.
+   * The loop, while the relay runs: a batch over its partitions, the housekeeping, then
+   * (once caught up) a wait for NOTIFY, new partitions, or the poll interval.
    */
-  async function lead(session: LeaderSession): Promise<void> {
-    session.client.on('notification', () => wakeup.notify());
-    session.onLost = () => wakeup.notify();
+  async function work(): Promise<void> {
+    let listener: OutboxListener | undefined;
     let failures = 0;
     let lastCleanup = 0;
-    while (!abort.signal.aborted && session.alive) {
-      let batch: { selected: number; published: number };
-      try {
-        batch = await exclusive(relayBatch);
-      } catch (error) {
-        failures++;
-        const level = error instanceof NatsUnavailableError ? 'warn' : 'error';
-        logger[level](
-          { err: describeError(error), consecutiveFailures: failures },
-          'relay batch failed; backing off',
-        );
-        // A plain sleep, not the wakeup: new rows must not cut an outage backoff short.
-        await sleep(backoffDelay(failures, options.pollIntervalMs, options.outageBackoffMaxMs), abort.signal);
-        await session.checkAlive(options.lockRetryMs);
-        continue;
+    try {
+      while (!abort.signal.aborted) {
+        listener = await listening(listener);
+        if (keeper.held().length === 0) {
+          await wakeup.wait(options.pollIntervalMs, abort.signal);
+          continue;
+        }
+        let batch: { selected: number; published: number };
+        try {
+          batch = await exclusive(relayBatch);
+        } catch (error) {
+          failures++;
+          const level = error instanceof NatsUnavailableError ? 'warn' : 'error';
+          logger[level](
+            { err: describeError(error), consecutiveFailures: failures },
+            'relay batch failed; backing off',
+          );
+          // A plain sleep, not the wakeup: new rows must not cut an outage backoff short.
+          await sleep(
+            backoffDelay(failures, options.pollIntervalMs, options.outageBackoffMaxMs),
+            abort.signal,
+          );
+          continue;
+        }
+        if (failures > 0) logger.info({ after: failures }, 'relay batches succeed again');
+        failures = 0;
+        // One relay at a time cleans up: the one holding partition 0.
+        if (keeper.holds(0) && Date.now() - lastCleanup >= options.cleanupIntervalMs) {
+          lastCleanup = Date.now();
+          await cleanup();
+        }
+        const caughtUp = batch.selected < options.batchSize || batch.published === 0;
+        if (caughtUp) await wakeup.wait(options.pollIntervalMs, abort.signal);
       }
-      if (failures > 0) logger.info({ after: failures }, 'relay batches succeed again');
-      failures = 0;
-      if (Date.now() - lastCleanup >= options.cleanupIntervalMs) {
-        lastCleanup = Date.now();
-        await cleanup();
-      }
-      await session.checkAlive(options.lockRetryMs);
-      const caughtUp = batch.selected < options.batchSize || batch.published === 0;
-      if (caughtUp) await wakeup.wait(options.pollIntervalMs, abort.signal);
+    } finally {
+      await listener?.close();
     }
   }
 
   /** Counts a failed attempt per row, schedules its retry, and parks it after maxAttempts. */
-  async function recordFailures(failed: FailedRow[]): Promise<void> {
+  async function recordFailures(fence: OutboxFence, failed: FailedRow[]): Promise<void> {
     const recorded = await recordPublishFailures(
       pool,
+      fence,
       failed.map(({ row, error }) => ({
         id: row.id,
         error: describeError(error),
@@ -275,57 +347,38 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     }
   }
 
-  async function run(onFirstAttempt: () => void): Promise<void> {
-    while (!abort.signal.aborted) {
-      const session = await acquireLeadership(pool, options.lockKey).catch((error: unknown) => {
-        logger.warn({ err: describeError(error) }, 'could not try the relay lock');
-        return undefined;
-      });
-      onFirstAttempt();
-      if (session === undefined) {
-        await sleep(options.lockRetryMs, abort.signal);
-        continue;
-      }
-      leader = true;
-      position = undefined;
-      metrics.leader.set(1);
-      logger.info('became the active outbox relay');
-      try {
-        await lead(session);
-      } catch (error) {
-        logger.error({ err: describeError(error) }, 'relay loop failed');
-      } finally {
-        leader = false;
-        metrics.leader.set(0);
-        await session.release();
-        logger.info({ lockLost: !session.alive }, 'outbox relay stepped down');
-      }
-      // Give the standbys the first go at the lock: this relay just lost its connection.
-      await sleep(options.lockRetryMs, abort.signal);
-    }
-  }
-
   return {
+    relayId,
     async start() {
       if (loop !== undefined) return;
       abort = new AbortController();
-      let firstAttempt!: () => void;
-      const attempted = new Promise<void>((resolve) => (firstAttempt = resolve));
-      loop = run(firstAttempt)
-        .catch((error: unknown) =>
-          logger.error({ err: describeError(error) }, 'outbox relay stopped unexpectedly'),
-        )
-        .finally(firstAttempt);
-      await attempted;
+      await keeper.start();
+      logger.info({ partitions: keeper.held() }, 'outbox relay joined');
+      loop = work().catch((error: unknown) =>
+        logger.error({ err: describeError(error) }, 'outbox relay stopped unexpectedly'),
+      );
     },
     async stop() {
       if (loop === undefined) return;
       abort.abort();
       await loop;
       loop = undefined;
+      // After any drainOnce under way: nothing of this relay's is in flight when it leaves.
+      await exclusive(() => keeper.stop());
+      logger.info('outbox relay left');
     },
-    drainOnce: () => exclusive(drain),
-    isLeader: () => leader,
+    async drainOnce() {
+      if (loop !== undefined) return exclusive(drain);
+      return exclusive(async () => {
+        await keeper.start();
+        try {
+          return await drain();
+        } finally {
+          await keeper.stop();
+        }
+      });
+    },
+    heldPartitions: () => keeper.held(),
   };
 }
 

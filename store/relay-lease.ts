@@ -1,31 +1,130 @@
-import type { PoolClient } from './pool';
+import type { Pool, PoolClient } from './pool';
+import { withTransaction } from './tx';
 
 /**
- * The statements of the relay's leader session. Each acts on the connection it runs on
- * (a session advisory lock, LISTEN, session settings), so each takes the one client that
- * holds or tries the lock, never the pool. relay/leadership.ts decides when to run them.
+ * The relays' shares of the outbox (migrations/0007): who is alive (`relay_members`) and
+ * who holds which partition (`outbox_partitions`). relay/partitions.ts decides when to run
+ * these; relay/shares.ts decides what to take and give back. Times are the database's.
  */
+
+/** A partition's lease as a relay sees it at a heartbeat. */
+export interface PartitionLeaseRow {
+  partition: number;
+  owner: string | null;
+  epoch: number;
+  /** The lease has not expired (by the database's clock). */
+  live: boolean;
+}
+
+/** A lease this relay holds: `epoch` names this tenure of the partition. */
+export interface HeldLease {
+  partition: number;
+  epoch: number;
+}
+
+export interface Heartbeat {
+  /** The relays whose heartbeat has not expired, this one included. */
+  members: string[];
+  /** This relay's leases that were still current, now extended by `ttlMs`. */
+  renewed: HeldLease[];
+  /** Every partition's lease after the renewal, by partition. */
+  leases: PartitionLeaseRow[];
+}
+
+/**
+ * One heartbeat, in one transaction: this relay is alive for `ttlMs` more, so are the leases
+ * it still holds (an expired lease is not renewed: it is gone, and taking it again draws a
+ * new epoch); then who is alive and who holds what.
+ */
+export async function heartbeat(pool: Pool, memberId: string, ttlMs: number): Promise<Heartbeat> {
+  return withTransaction(
+    pool,
+    async (tx) => {
+      await tx.query(
+        `INSERT INTO relay_members (id, expires_at) VALUES ($1, now() + $2 * interval '1 millisecond')
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), expires_at = EXCLUDED.expires_at`,
+        [memberId, ttlMs],
+      );
+      const renewed = await tx.query<HeldLease>(
+        `UPDATE outbox_partitions SET expires_at = now() + $2 * interval '1 millisecond'
+          WHERE owner = $1 AND expires_at > now()
+          RETURNING partition, epoch`,
+        [memberId, ttlMs],
+      );
+      const members = await tx.query<{ id: string }>(
+        'SELECT id FROM relay_members WHERE expires_at > now() ORDER BY id',
+      );
+      const leases = await tx.query<PartitionLeaseRow>(
+        `SELECT partition, owner, epoch, expires_at > now() AS live
+           FROM outbox_partitions ORDER BY partition`,
+      );
+      return {
+        members: members.rows.map((row) => row.id),
+        renewed: renewed.rows,
+        leases: leases.rows,
+      };
+    },
+    { attempts: 1 },
+  );
+}
+
+/**
+ * Takes those of `partitions` that are free or whose lease expired, each with a new epoch;
+ * returns the ones taken. Two relays racing for a partition: the row lock lets one in, and
+ * the other finds the lease current and skips it.
+ */
+export async function takePartitions(
+  pool: Pool,
+  memberId: string,
+  partitions: number[],
+  ttlMs: number,
+): Promise<HeldLease[]> {
+  if (partitions.length === 0) return [];
+  const { rows } = await pool.query<HeldLease>(
+    `UPDATE outbox_partitions
+        SET owner = $1, epoch = nextval('outbox_partition_epoch'), taken_at = now(),
+            expires_at = now() + $3 * interval '1 millisecond'
+      WHERE partition = ANY($2::smallint[]) AND (owner IS NULL OR expires_at <= now())
+      RETURNING partition, epoch`,
+    [memberId, partitions, ttlMs],
+  );
+  return rows;
+}
+
+/** Gives back leases this relay holds (same epoch), so another relay may take them at once. */
+export async function releasePartitions(pool: Pool, memberId: string, leases: HeldLease[]): Promise<void> {
+  if (leases.length === 0) return;
+  await pool.query(
+    `UPDATE outbox_partitions SET owner = NULL, expires_at = '-infinity'
+      WHERE owner = $1 AND epoch = ANY($2::bigint[])`,
+    [memberId, leases.map((lease) => lease.epoch)],
+  );
+}
+
+/** Ends this relay's membership: the others count one relay fewer at their next heartbeat. */
+export async function leaveRelayMembers(pool: Pool, memberId: string): Promise<void> {
+  await pool.query("DELETE FROM relay_members WHERE id = $1 OR expires_at < now() - interval '1 hour'", [
+    memberId,
+  ]);
+}
+
+/** Every partition's current owner (null when free or expired), for tests and operators. */
+export async function readPartitionOwners(
+  pool: Pool,
+): Promise<{ partition: number; owner: string | null }[]> {
+  const { rows } = await pool.query<{ partition: number; owner: string | null }>(
+    `SELECT partition, CASE WHEN expires_at > now() THEN owner END AS owner
+       FROM outbox_partitions ORDER BY partition`,
+  );
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------
+// The wake-up connection: statements that act on the connection they run on (LISTEN), so
+// each takes the one client that listens, never the pool.
 
 /** The channel the outbox's insert trigger notifies (migrations/0001_init.sql). */
 const OUTBOX_CHANNEL = 'outbox';
-
-/** Takes the session advisory lock if it is free; false when another session holds it. */
-export async function tryRelayLock(client: PoolClient, lockKey: number): Promise<boolean> {
-  const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
-    lockKey,
-  ]);
-  return rows[0]?.locked === true;
-}
-
-/**
- * Server-side keepalives on this session, so Postgres notices a leader whose host
- * vanished within ~3 s and frees the lock for a standby (ignored on Unix sockets).
- */
-export async function setFastKeepalives(client: PoolClient): Promise<void> {
-  await client.query(
-    'SET tcp_keepalives_idle = 1; SET tcp_keepalives_interval = 1; SET tcp_keepalives_count = 2',
-  );
-}
 
 /** Subscribes the session to new outbox rows; they arrive as the client's 'notification' events. */
 export async function listenForOutboxInserts(client: PoolClient): Promise<void> {
@@ -40,8 +139,4 @@ export async function pingSession(client: PoolClient): Promise<void> {
 /** Ends every LISTEN of the session, so the connection goes back to the pool clean. */
 export async function unlistenAll(client: PoolClient): Promise<void> {
   await client.query('UNLISTEN *');
-}
-
-export async function releaseRelayLock(client: PoolClient, lockKey: number): Promise<void> {
-  await client.query('SELECT pg_advisory_unlock($1)', [lockKey]);
 }

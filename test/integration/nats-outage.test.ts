@@ -10,7 +10,7 @@ import type { ManagedProcess } from '../../tools/dev/processes';
 import type { EventType } from '../../contracts/index';
 import type { NatsConnection } from '../../relay/stream';
 import { createPrivateNats, type PrivateNats } from '../support/private-nats';
-import { startRelayProcess, waitUntilLeading } from '../support/relay-process';
+import { startRelayProcess, waitUntilHolding } from '../support/relay-process';
 import { createTestDatabase } from '../support/stack';
 import { readStream } from '../support/stream';
 import { eventually } from '../../tools/fixtures/eventually';
@@ -76,7 +76,7 @@ test('when NATS is stopped while more than 50 events commit, then after its rest
     env: { RELAY_POLL_INTERVAL: '100ms', RELAY_MAX_ATTEMPTS: '3' },
     stopSignal: 'SIGTERM',
   });
-  await waitUntilLeading(relay, db.pool);
+  await waitUntilHolding(relay, db.pool);
 
   // Round by round: every order gets its next event, one transaction each, every 250 ms.
   const appending = (async () => {

@@ -10,7 +10,7 @@ import { withTransaction } from '../../store/tx';
 import { choosePorts, type ManagedProcess } from '../../tools/dev/processes';
 import { EVENT_TYPES, workflowIdFor } from '../../contracts/index';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
-import { relayLockHolder, startRelayProcess, waitUntilLeading } from '../support/relay-process';
+import { partitionOwners, startRelayProcess, waitUntilHolding } from '../support/relay-process';
 import { eventually } from '../../tools/fixtures/eventually';
 import { chooseSeed, seededRng } from '../../tools/fixtures/seed';
 import { createTestDatabase, stackEnv } from '../support/stack';
@@ -175,7 +175,7 @@ test('when the relay process is SIGKILLed mid-batch again and again while events
   try {
     while (kills < MAX_KILLS && (kills < MIN_KILLS || killedBetweenPublishAndMark === 0)) {
       const relay = relayProcess(env);
-      await waitUntilLeading(relay, db.pool);
+      await waitUntilHolding(relay, db.pool);
       const before = (await markedIds(orderIds)).size;
       await waitUntil(
         async () => (await markedIds(orderIds)).size > before,
@@ -187,8 +187,12 @@ test('when the relay process is SIGKILLed mid-batch again and again while events
       expect(relay.hasExited()).toBe(false); // it died of our kill, not of its own accord
       await relay.stop(); // SIGKILL: no shutdown hook runs
       kills++;
-      // The dead relay's session goes with its socket, and with it the lock.
-      await waitUntil(async () => (await relayLockHolder(db.pool)) === undefined, 10_000, 'the lock to go');
+      // The dead relay's leases expire (RELAY_LEASE_TTL): from then on nothing of it can mark.
+      await waitUntil(
+        async () => (await partitionOwners(db.pool)).every((owner) => owner === null),
+        10_000,
+        'the leases to expire',
+      );
       const marked = await markedIds(orderIds);
       const streamed = await readStream(nats, startedAt, orderIds);
       if (streamed.some((event) => !marked.has(event.body.id))) killedBetweenPublishAndMark++;
@@ -200,7 +204,7 @@ test('when the relay process is SIGKILLed mid-batch again and again while events
   expect(killedBetweenPublishAndMark).toBeGreaterThan(0);
 
   const survivor = relayProcess(env);
-  await waitUntilLeading(survivor, db.pool);
+  await waitUntilHolding(survivor, db.pool);
   await waitUntil(
     async () => {
       const { rows } = await db.pool.query<{ pending: number }>(
@@ -219,7 +223,7 @@ test('when the relay process is SIGKILLed mid-batch again and again while events
 test('when RELAY_METRICS_PORT is set, then the relay serves Prometheus metrics with unit-suffixed names, and stops cleanly on SIGTERM', async () => {
   const [port] = await choosePorts('relay-metrics', [0]);
   const relay = relayProcess({ RELAY_METRICS_PORT: String(port), RELAY_POLL_INTERVAL: '100ms' }, 'SIGTERM');
-  await waitUntilLeading(relay, db.pool);
+  await waitUntilHolding(relay, db.pool);
   const [orderId] = await insertOrders(1);
   await withTransaction(db.pool, async (tx) => {
     for (const type of ['OrderCreated', 'InventoryReserved', 'OrderFailed'] as const) {
@@ -248,7 +252,11 @@ test('when RELAY_METRICS_PORT is set, then the relay serves Prometheus metrics w
     outbox_published_total: 'counter',
     outbox_publish_failures_total: 'counter',
     outbox_publish_duplicates_total: 'counter',
-    outbox_relay_leader: 'gauge',
+    outbox_relay_partitions_held: 'gauge',
+    outbox_partition_held: 'gauge',
+    outbox_partition_pending_events: 'gauge',
+    outbox_partition_oldest_pending_age_seconds: 'gauge',
+    outbox_partition_published_total: 'counter',
     process_cpu_seconds_total: 'counter',
   });
   const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
@@ -256,7 +264,14 @@ test('when RELAY_METRICS_PORT is set, then the relay serves Prometheus metrics w
   expect(value('outbox_oldest_pending_age_seconds')).toBe(0);
   expect(value('outbox_published_total')).toBeGreaterThanOrEqual(3);
   expect(value('outbox_publish_lag_seconds_count')).toBeGreaterThanOrEqual(3);
-  expect(value('outbox_relay_leader')).toBe(1);
+  expect(value('outbox_relay_partitions_held')).toBe(16);
+  const partitionValues = (name: string): number[] =>
+    [...text.matchAll(new RegExp(`^${name}\\{partition="(\\d+)"\\} (\\S+)$`, 'gm'))].map((m) => Number(m[2]));
+  expect(partitionValues('outbox_partition_held')).toEqual(Array.from({ length: 16 }, () => 1));
+  expect(partitionValues('outbox_partition_pending_events')).toEqual(Array.from({ length: 16 }, () => 0));
+  expect(
+    partitionValues('outbox_partition_published_total').reduce((sum, n) => sum + n, 0),
+  ).toBeGreaterThanOrEqual(3);
   expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
 
   expect(await relay.stop()).toMatchObject({ code: 0 });

@@ -7,12 +7,7 @@ import { appendEvent, type OutboxMessage } from '../../store/outbox';
 import { withTransaction } from '../../store/tx';
 import { createLogger } from '../../lib/logger';
 import { subjectFor, workflowIdFor, type EventType } from '../../contracts/index';
-import {
-  createOutboxRelay,
-  DEFAULT_RELAY_OPTIONS,
-  type OutboxRelay,
-  type RelayOptions,
-} from '../../relay/relay';
+import { createOutboxRelay, type OutboxRelay, type RelayOptions } from '../../relay/relay';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createTestDatabase, stackEnv } from '../support/stack';
 import { eventually } from '../../tools/fixtures/eventually';
@@ -106,18 +101,6 @@ async function isPublished(id: string): Promise<boolean> {
     [id],
   );
   return rows[0]?.published === true;
-}
-
-/** The backend pid holding the relay lock in this database, if any. */
-async function lockHolder(): Promise<number | undefined> {
-  const { rows } = await db.pool.query<{ pid: number }>(
-    `SELECT pid FROM pg_locks
-      WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1 AND objsubid = 1
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-    [DEFAULT_RELAY_OPTIONS.lockKey],
-  );
-  expect(rows.length).toBeLessThanOrEqual(1);
-  return rows[0]?.pid;
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -258,51 +241,52 @@ test('when an event keeps failing, then it is parked and holds back only its own
   expect((await streamed([blocked, other])).map((event) => event.msgId)).toEqual([fine!.id]);
 });
 
-test('when two relays share a database and the leader stops, then the standby takes over and publishes', async () => {
+test('when two relays share a database and one stops, then the other takes its partitions at once and publishes', async () => {
   const pools = [createPool(db.url, { max: 3 }), createPool(db.url, { max: 3 })] as const;
   extraPools.push(...pools);
   const first = newRelay({}, { pool: pools[0] });
   const second = newRelay({}, { pool: pools[1] });
   await first.start();
+  expect(first.heldPartitions()).toHaveLength(16); // alone, it holds them all
   await second.start();
-  expect([first.isLeader(), second.isLeader()]).toEqual([true, false]);
-  expect(await lockHolder()).toBeDefined();
-
-  const orderId = await insertOrder();
-  const [before] = await appendCommitted(orderId, ['OrderCreated']);
-  await waitFor(() => isPublished(before!.id), 5_000, 'the leader to publish');
-
-  await first.stop();
-  // The standby asks for the lock every lockRetryMs (1 s); the wait is generous and fails when it ends.
-  await waitFor(() => second.isLeader(), 15_000, 'the standby to take over');
-
-  const [after] = await appendCommitted(orderId, ['OrderCompleted']);
-  await waitFor(() => isPublished(after!.id), 5_000, 'the new leader to publish');
-  expect((await streamed([orderId])).map((event) => event.msgId)).toEqual([before!.id, after!.id]);
-});
-
-test("when the leader's lock connection breaks, then it stops leading and a relay leads again on a new connection", async () => {
-  const pools = [createPool(db.url, { max: 3 }), createPool(db.url, { max: 3 })] as const;
-  extraPools.push(...pools);
-  const pair = [newRelay({}, { pool: pools[0] }), newRelay({}, { pool: pools[1] })];
-  for (const relay of pair) await relay.start();
-  expect(pair.filter((relay) => relay.isLeader())).toHaveLength(1);
-
-  const holder = await lockHolder();
-  await db.pool.query('SELECT pg_terminate_backend($1)', [holder]);
   await waitFor(
-    async () => {
-      const current = await lockHolder();
-      return (
-        current !== undefined && current !== holder && pair.filter((relay) => relay.isLeader()).length === 1
-      );
-    },
-    15_000,
-    'a relay to lead again on a new connection',
+    () => first.heldPartitions().length === 8 && second.heldPartitions().length === 8,
+    10_000,
+    'the two relays to hold eight partitions each',
   );
 
   const orderId = await insertOrder();
+  const [before] = await appendCommitted(orderId, ['OrderCreated']);
+  await waitFor(() => isPublished(before!.id), 5_000, 'a relay to publish');
+
+  await first.stop(); // gives its partitions back: no lease to wait out
+  await waitFor(
+    () => second.heldPartitions().length === 16,
+    5_000,
+    'the other relay to take every partition',
+  );
+
+  const [after] = await appendCommitted(orderId, ['OrderCompleted']);
+  await waitFor(() => isPublished(after!.id), 5_000, 'the remaining relay to publish');
+  expect((await streamed([orderId])).map((event) => event.msgId)).toEqual([before!.id, after!.id]);
+});
+
+test("when every connection of a relay's pool is terminated, then it keeps its partitions and publishes on new connections", async () => {
+  const pool = createPool(db.url, { max: 3, applicationName: 'relay-test-terminated' });
+  extraPools.push(pool);
+  const relay = newRelay({}, { pool });
+  await relay.start();
+  expect(relay.heldPartitions()).toHaveLength(16);
+
+  const { rowCount } = await db.pool.query(
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE application_name = 'relay-test-terminated' AND datname = current_database()`,
+  );
+  expect(rowCount).toBeGreaterThan(0);
+
+  const orderId = await insertOrder();
   const [message] = await appendCommitted(orderId, ['OrderCreated']);
-  await waitFor(() => isPublished(message!.id), 5_000, 'the new leader to publish');
+  await waitFor(() => isPublished(message!.id), 5_000, 'the relay to publish on new connections');
+  expect(relay.heldPartitions()).toHaveLength(16);
   expect((await streamed([orderId])).map((event) => event.msgId)).toEqual([message!.id]);
 });

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Pool } from '../../store/pool';
 import { launch, type ManagedProcess } from '../../tools/dev/processes';
 import { eventually } from '../../tools/fixtures/eventually';
-import { DEFAULT_RELAY_OPTIONS } from '../../relay/relay';
+import { readPartitionOwners } from '../../store/relay-lease';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -46,25 +46,39 @@ export function startRelayProcess(options: RelayProcessOptions): ManagedProcess 
   });
 }
 
-/** The backend pid holding the relay's advisory lock in the pool's database, if any. */
-export async function relayLockHolder(pool: Pool): Promise<number | undefined> {
-  const { rows } = await pool.query<{ pid: number }>(
-    `SELECT pid FROM pg_locks
-      WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = $1 AND objsubid = 1
-        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
-    [DEFAULT_RELAY_OPTIONS.lockKey],
-  );
-  return rows[0]?.pid;
+/** The outbox's partitions (migrations/0007). */
+export const OUTBOX_PARTITIONS = 16;
+
+/** Each partition's live lease holder (a relay id), or null, by partition. */
+export async function partitionOwners(pool: Pool): Promise<(string | null)[]> {
+  return (await readPartitionOwners(pool)).map((row) => row.owner);
 }
 
-/** Waits until the relay process holds the lock (it leads); fails if it exits first. */
-export async function waitUntilLeading(relay: ManagedProcess, pool: Pool, timeoutMs = 20_000): Promise<void> {
+/** The partitions whose live lease the relay process holds (its id is host:pid:random). */
+export async function partitionsHeldBy(relay: ManagedProcess, pool: Pool): Promise<number[]> {
+  const owners = await partitionOwners(pool);
+  return owners.flatMap((owner, partition) =>
+    owner !== null && owner.split(':')[1] === String(relay.pid) ? [partition] : [],
+  );
+}
+
+/**
+ * Waits until the relay process holds `partitions` partitions (all of them, alone); fails
+ * if it exits first.
+ */
+export async function waitUntilHolding(
+  relay: ManagedProcess,
+  pool: Pool,
+  { partitions = OUTBOX_PARTITIONS, timeoutMs = 20_000 }: { partitions?: number; timeoutMs?: number } = {},
+): Promise<void> {
   await eventually(
-    'the relay to lead',
+    `the relay to hold ${partitions} partitions`,
     async () => {
-      if ((await relayLockHolder(pool)) !== undefined) return true;
+      if ((await partitionsHeldBy(relay, pool)).length >= partitions) return true;
       if (relay.hasExited()) {
-        throw new Error(`the relay exited before it led; its log:\n${await relay.lastLines(30)}`);
+        throw new Error(
+          `the relay exited before it held its partitions; its log:\n${await relay.lastLines(30)}`,
+        );
       }
       return false;
     },

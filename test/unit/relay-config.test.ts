@@ -25,6 +25,8 @@ test('when only the required variables are set, then the documented defaults app
     maxAttempts: 20,
     retentionMs: 7 * 24 * 3_600_000,
     duplicateWindowMs: 2 * 3_600_000,
+    leaseTtlMs: 2_500,
+    heartbeatIntervalMs: 500,
     metrics: undefined,
   });
 });
@@ -47,4 +49,17 @@ test('when RELAY_METRICS_PORT is not a port, then the error names the variable',
   for (const value of ['http', '0', '65536', '-1', '94.64']) {
     expect(configError({ RELAY_METRICS_PORT: value }).variable).toBe('RELAY_METRICS_PORT');
   }
+});
+
+test('when RELAY_LEASE_TTL is under three heartbeats, then the error names it; at three or more it is taken', () => {
+  expect(configError({ RELAY_LEASE_TTL: '1s', RELAY_HEARTBEAT_INTERVAL: '500ms' }).variable).toBe(
+    'RELAY_LEASE_TTL',
+  );
+  expect(configError({ RELAY_HEARTBEAT_INTERVAL: 'soon' }).variable).toBe('RELAY_HEARTBEAT_INTERVAL');
+  expect(
+    loadRelayConfig({ ...REQUIRED, RELAY_LEASE_TTL: '3s', RELAY_HEARTBEAT_INTERVAL: '1s' }),
+  ).toMatchObject({
+    leaseTtlMs: 3_000,
+    heartbeatIntervalMs: 1_000,
+  });
 });

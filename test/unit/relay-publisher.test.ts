@@ -6,7 +6,8 @@ import type { NatsConnection } from '../../relay/stream';
 /**
  * How the publisher follows a batch's plan (relay/relay.ts, point 4): rows found on the
  * stream count as published without being sent, and a row whose duplicate window ran out
- * is not sent, nor is anything of its order after it. JetStream is a fake that acks all.
+ * is not sent, nor is anything of its order after it; nor is a row of a partition whose
+ * lease this relay no longer holds. JetStream is a fake that acks all.
  */
 
 const nats = { isClosed: () => false, isDraining: () => false } as unknown as NatsConnection;
@@ -24,9 +25,10 @@ function fakeJetStream() {
   return { js, sent };
 }
 
-function row(orderId: string, sequence: number): PendingOutboxRow {
+function row(orderId: string, sequence: number, partition = 0): PendingOutboxRow {
   return {
     id: `${orderId}-${sequence}`,
+    partition,
     aggregate_id: orderId,
     sequence,
     type: 'OrderCreated',
@@ -42,6 +44,7 @@ const plan = (parts: Partial<BatchPlan> = {}): BatchPlan => ({
   onStream: new Set(),
   held: new Set(),
   sendBefore: new Map(),
+  holds: () => true,
   ...parts,
 });
 
@@ -87,4 +90,17 @@ test('when an event is held back (its lookup failed), then neither it nor its or
 
   expect(sent).toEqual(['b-1']);
   expect(outcome.deferred).toBe(2);
+});
+
+test("when this relay's lease of a partition lapses while a batch is under way, then nothing more of that partition is sent, and other partitions go on", async () => {
+  const { js, sent } = fakeJetStream();
+  const rows = [row('a', 1, 3), row('a', 2, 3), row('b', 1, 5), row('b', 2, 5)];
+  // The lease of partition 3 lapses right after its first send (a heartbeat came too late).
+  const holds = (partition: number): boolean => partition !== 3 || !sent.includes('a-1');
+
+  const outcome = await publishRows(js, nats, rows, plan({ holds }), { ...options, publishConcurrency: 1 });
+
+  expect(sent).toEqual(['a-1', 'b-1', 'b-2']);
+  expect(outcome.published.map((published) => published.id)).toEqual(['a-1', 'b-1', 'b-2']);
+  expect(outcome.deferred).toBe(1);
 });
