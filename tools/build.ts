@@ -11,12 +11,21 @@
  * re-emits what changed. `-- --no-workflow-bundle` stops after tsc and the migrations.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
+/** The entries the image and the start scripts run. */
+const ENTRIES = [
+  'api/server.js',
+  'worker/main.js',
+  'relay/main.js',
+  'tools/migrate.js',
+  'tools/build-workflow-bundle.js',
+];
 
 function run(step: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -36,6 +45,11 @@ async function timed(step: string, work: () => Promise<void>): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { 'no-workflow-bundle': { type: 'boolean' } } });
+  // tsc's build info trusts that its earlier output is still there: when some of it was
+  // deleted, forget it and compile everything.
+  if (ENTRIES.some((entry) => !existsSync(path.join(DIST, entry)))) {
+    await rm(path.join(DIST, '.tsbuildinfo'), { force: true });
+  }
   await timed('tsc', () => run('tsc', [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json']));
   await timed('migrations', async () => {
     await rm(path.join(DIST, 'migrations'), { recursive: true, force: true });
