@@ -19,7 +19,8 @@ import {
  * The processes as the image runs them: `npm run build`, then plain `node dist/...` (no tsx,
  * no npm). The compiled migrator finds its SQL under dist/, the compiled API gets ready
  * over a real Postgres, and the compiled worker loads the workflow bundle the build wrote.
- * The build is incremental (dist/.tsbuildinfo): from scratch about 15 s here, then about 8 s.
+ * The build is incremental (dist/.tsbuildinfo): tsc takes about 12 s from nothing and 5 s
+ * again on a quiet machine, the workflow bundle 2 s; the file took 13 s in all (41 s under load).
  */
 
 const ROOT = path.resolve(__dirname, '..', '..');
