@@ -16,6 +16,8 @@ const shared = {
   // TypeScript through SWC: no type checking here (`npm run typecheck` does that), just fast.
   transform: { '^.+\\.ts$': swc('typescript'), '^.+\\.js$': swc('ecmascript') },
   transformIgnorePatterns: [`/node_modules/(?!(${ESM_ONLY.join('|')})/)`],
+  // `npm run build` output: compiled copies of the sources, never a module tests load.
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
 };
 
 /**

@@ -87,6 +87,13 @@ export function url(env: Env, name: string, protocols: string[], optional?: true
   return raw;
 }
 
+/** One URL or several, comma-separated (NATS_URL listing a cluster's nodes); each checked like url(). */
+export function urls(env: Env, name: string, protocols: string[]): string[] {
+  const items = list(env, name);
+  if (items.length === 0) throw new ConfigError(name, 'is required but not set');
+  return items.map((item) => url({ [name]: item }, name, protocols));
+}
+
 /** `host:port`, as TEMPORAL_ADDRESS takes it. */
 export function hostPort(env: Env, name: string, fallback?: string): string {
   const raw = present(env, name) ?? fallback;

@@ -1,9 +1,10 @@
-import { ConfigError, duration, integer, logLevel, optionalString, url, type Env } from '../lib/env';
+import { ConfigError, duration, integer, logLevel, optionalString, url, urls, type Env } from '../lib/env';
 
 /** Everything `npm run relay` reads from the environment (CONTRACT §6), read only here. */
 export interface RelayConfig {
   databaseUrl: string;
-  natsUrl: string;
+  /** NATS_URL: one server, or every node of a cluster, comma-separated. */
+  natsUrls: string[];
   logLevel: string;
   batchSize: number;
   pollIntervalMs: number;
@@ -14,6 +15,12 @@ export interface RelayConfig {
   leaseTtlMs: number;
   /** How often a relay renews its leases and rebalances. */
   heartbeatIntervalMs: number;
+  /**
+   * NATS_STREAM_REPLICAS: replicas of stream ORDERS in a clustered JetStream (3 on a 3-node
+   * cluster), applied when the relay creates or checks the stream; unset: created with 1,
+   * an existing stream's replicas left as they are.
+   */
+  streamReplicas?: number;
   /** Where GET /metrics is served (Prometheus text); undefined: no metrics server. */
   metrics: { host: string; port: number } | undefined;
 }
@@ -27,7 +34,7 @@ export function loadRelayConfig(env: Env): RelayConfig {
   }
   return {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
-    natsUrl: url(env, 'NATS_URL', ['nats', 'tls']),
+    natsUrls: urls(env, 'NATS_URL', ['nats', 'tls']),
     logLevel: logLevel(env),
     batchSize: integer(env, 'RELAY_BATCH_SIZE', 500, { min: 1, max: 10_000 }),
     pollIntervalMs: duration(env, 'RELAY_POLL_INTERVAL', '500ms').ms,
@@ -36,6 +43,9 @@ export function loadRelayConfig(env: Env): RelayConfig {
     duplicateWindowMs: duration(env, 'NATS_DUPLICATE_WINDOW', '2h').ms,
     leaseTtlMs,
     heartbeatIntervalMs,
+    ...(optionalString(env, 'NATS_STREAM_REPLICAS') === undefined
+      ? {}
+      : { streamReplicas: integer(env, 'NATS_STREAM_REPLICAS', 1, { min: 1, max: 5 }) }),
     metrics:
       optionalString(env, 'RELAY_METRICS_PORT') === undefined
         ? undefined

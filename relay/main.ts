@@ -18,11 +18,14 @@ async function main(): Promise<void> {
   // connect()'s declared return type does not resolve under this repo's module resolution
   // (see relay/stream.ts); it is a NatsConnection.
   const nats = (await connect({
-    servers: config.natsUrl,
+    servers: config.natsUrls,
     name: 'order-saga-relay',
     maxReconnectAttempts: -1, // a NATS restart must never end the relay
   })) as NatsConnection;
-  await ensureOrdersStream(await jetstreamManager(nats), { duplicateWindowMs: config.duplicateWindowMs });
+  await ensureOrdersStream(await jetstreamManager(nats), {
+    duplicateWindowMs: config.duplicateWindowMs,
+    ...(config.streamReplicas !== undefined ? { replicas: config.streamReplicas } : {}),
+  });
 
   const options = {
     batchSize: config.batchSize,
@@ -52,7 +55,10 @@ async function main(): Promise<void> {
   }
   await relay.start();
   // Hosts only, never credentials that a URL may carry.
-  logger.info({ nats: hostOf(config.natsUrl), postgres: hostOf(config.databaseUrl) }, 'relay started');
+  logger.info(
+    { nats: config.natsUrls.map(hostOf).join(','), postgres: hostOf(config.databaseUrl) },
+    'relay started',
+  );
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

@@ -30,7 +30,10 @@ export interface OrdersStreamOptions {
    * horizon and most outages, and lookups stay rare. Default 2 h; tests shorten it.
    */
   duplicateWindowMs?: number;
-  /** Replicas in a clustered JetStream (default 1). */
+  /**
+   * Replicas in a clustered JetStream: a new stream gets them (default 1), an existing one is
+   * brought to them; unset, an existing stream's replicas are left as they are.
+   */
   replicas?: number;
 }
 
@@ -63,13 +66,15 @@ export async function ensureOrdersStream(
   const upToDate =
     config.duplicate_window === duplicateWindow &&
     config.subjects.length === ORDERS_SUBJECTS.length &&
-    ORDERS_SUBJECTS.every((subject) => config.subjects.includes(subject));
+    ORDERS_SUBJECTS.every((subject) => config.subjects.includes(subject)) &&
+    (options.replicas === undefined || config.num_replicas === options.replicas);
   if (upToDate) return current;
   // Storage cannot change on update; everything else we do not manage is kept as it is.
   return jsm.streams.update(STREAM_NAME, {
     ...config,
     subjects: ORDERS_SUBJECTS,
     duplicate_window: duplicateWindow,
+    ...(options.replicas !== undefined ? { num_replicas: options.replicas } : {}),
   });
 }
 

@@ -1,7 +1,8 @@
 /**
  * `node --import tsx tools/build-workflow-bundle.ts [output]`: bundles workflows/ ahead of
- * time (the Docker build does it once), so a worker started with WORKFLOW_BUNDLE_PATH loads
- * the file instead of running webpack at every start. Output defaults to
+ * time, so a worker started with WORKFLOW_BUNDLE_PATH loads the file instead of running
+ * webpack at every start. `npm run build` (tools/build.ts) runs its compiled copy,
+ * `node dist/tools/build-workflow-bundle.js`, over the compiled workflows. Output defaults to
  * dist/workflow-bundle.js; a relative path is taken from the current directory.
  */
 import { mkdir, rename, writeFile } from 'node:fs/promises';
@@ -10,7 +11,11 @@ import { parseArgs } from 'node:util';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { workflowBundleConverters } from '../lib/payload-codec';
 
-const DEFAULT_OUTPUT = path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
+// From tools/ (under tsx) or dist/tools/ (compiled): dist/workflow-bundle.js either way.
+const DEFAULT_OUTPUT =
+  path.extname(__filename) === '.js'
+    ? path.resolve(__dirname, '..', 'workflow-bundle.js')
+    : path.resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 const USAGE = 'usage: node --import tsx tools/build-workflow-bundle.ts [output-file]';
 
 async function main(): Promise<number> {

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createPool } from '../store/pool';
@@ -15,8 +17,19 @@ import { temporalLogger } from './temporal-logger';
 const bindAddress = (host: string, port: number): string =>
   host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 
+/**
+ * The compiled worker (dist/worker/main.js) loads the bundle `npm run build` wrote beside it,
+ * dist/workflow-bundle.js, so it runs no webpack at start; under tsx it bundles workflows/.
+ */
+function builtWorkflowBundle(): string | undefined {
+  if (path.extname(__filename) !== '.js') return undefined;
+  const bundle = path.resolve(__dirname, '..', 'workflow-bundle.js');
+  return existsSync(bundle) ? bundle : undefined;
+}
+
 async function main(): Promise<void> {
   const config = loadOrExit(() => loadWorkerConfig(process.env));
+  const workflowBundlePath = config.workflowBundlePath ?? builtWorkflowBundle();
   const logger = createLogger('worker', config.logLevel);
   const tracing = config.tracing ? startOtlpTracing(config.tracing) : undefined;
   const { host, port, sdkPort } = config.metrics;
@@ -55,12 +68,13 @@ async function main(): Promise<void> {
     shutdownGraceMs: config.shutdownGraceMs,
     encryptionKeys: config.payloadEncryption.keys,
     observability: { logger, metrics, ...(tracing ? { tracing } : {}) },
-    ...(config.workflowBundlePath ? { workflowBundlePath: config.workflowBundlePath } : {}),
+    ...(workflowBundlePath ? { workflowBundlePath } : {}),
   });
   logger.info(
     {
       taskQueue: config.taskQueue,
       namespace: config.temporal.namespace,
+      workflows: workflowBundlePath && !tracing ? workflowBundlePath : 'bundled at start',
       ...(metricsServer ? { metrics: `http://${bindAddress(host, metricsServer.port)}/metrics` } : {}),
       ...(sdkPort !== undefined ? { sdkMetrics: `http://${bindAddress(host, sdkPort)}/metrics` } : {}),
       tracing: tracing ? 'otlp' : 'off',

@@ -1,7 +1,7 @@
 /**
  * The API and the worker as operators run them (`npm run api` / `npm run worker`, i.e.
- * `node --import tsx api/server.ts`), as child processes of a test, configured by
- * environment only. Started through tools/dev/stack.ts' launch(): output goes to a log file
+ * `node --import tsx api/server.ts`, or compiled: `node dist/api/server.js` after
+ * `npm run build`), as child processes of a test, configured by environment only. Started through tools/dev/stack.ts' launch(): output goes to a log file
  * of their own, and they die with the test process (parent-death signal).
  */
 import { randomUUID } from 'node:crypto';
@@ -33,17 +33,25 @@ function inheritedEnv(): Record<string, string> {
   );
 }
 
+/** How a process runs: its TypeScript through tsx, or the JavaScript `npm run build` wrote to dist/. */
+export interface RunAs {
+  compiled?: boolean;
+}
+
 function start(
   name: 'api' | 'worker',
   entry: string,
   logDir: string,
   env: Record<string, string>,
+  { compiled = false }: RunAs = {},
 ): ServiceProcess {
   const logFile = path.join(logDir, `${name}-${randomUUID().slice(0, 8)}.log`);
   const managed = launch({
     name,
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(ROOT, entry)],
+    args: compiled
+      ? [path.join(ROOT, 'dist', entry.replace(/\.ts$/, '.js'))]
+      : ['--import', 'tsx', path.join(ROOT, entry)],
     cwd: ROOT,
     logFile,
     stopSignal: 'SIGTERM',
@@ -72,9 +80,10 @@ function start(
 export async function startApiProcess(
   logDir: string,
   env: Record<string, string>,
+  runAs: RunAs = {},
 ): Promise<{ api: ServiceProcess; baseUrl: string }> {
   const port = await freePort();
-  const api = start('api', 'api/server.ts', logDir, { HOST: '127.0.0.1', PORT: String(port), ...env });
+  const api = start('api', 'api/server.ts', logDir, { HOST: '127.0.0.1', PORT: String(port), ...env }, runAs);
   const baseUrl = `http://127.0.0.1:${port}`;
   await waitUntilReady(api, async () => (await fetch(`${baseUrl}/healthz`)).ok, START_TIMEOUT_MS);
   return { api, baseUrl };
@@ -88,9 +97,9 @@ export async function startApiProcess(
 export async function startWorkerProcess(
   logDir: string,
   env: Record<string, string>,
-  options: { timeoutMs?: number; onStart?: (worker: ServiceProcess) => void } = {},
+  options: RunAs & { timeoutMs?: number; onStart?: (worker: ServiceProcess) => void } = {},
 ): Promise<ServiceProcess> {
-  const worker = start('worker', 'worker/main.ts', logDir, env);
+  const worker = start('worker', 'worker/main.ts', logDir, env, options);
   options.onStart?.(worker);
   await waitUntilReady(
     worker,

@@ -6,11 +6,14 @@ import type { Env } from '../../lib/env';
 import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { loadWorkerConfig } from '../../worker/config';
 import { loadRelayConfig } from '../../relay/config';
+import { NATS_SERVER_VERSION, TEMPORAL_SERVER_VERSION, UI_SERVER_VERSION } from '../../tools/dev/tools';
 
 /**
  * docker-compose.yml and the Dockerfile, checked without Docker: the compose environment
  * of each app service goes through that process's real config loader, which must accept it
- * and read every variable set there (no dead configuration).
+ * and read every variable set there (no dead configuration); the images are the versions
+ * the native cluster pins (tools/dev/tools.ts); the topology is the production one
+ * (Temporal server on Postgres with a schema job, three NATS nodes, two of each process).
  */
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -24,6 +27,7 @@ interface Service {
   image?: string;
   build?: unknown;
   command?: string | string[];
+  entrypoint?: string | string[];
   environment?: Record<string, Scalar> | string[];
   ports?: (string | number)[];
   volumes?: (string | { type?: string; source?: string; target?: string; read_only?: boolean })[];
@@ -158,11 +162,14 @@ function recording(values: Env): { env: Env; read: Set<string> } {
   return { env, read };
 }
 
+const APIS = ['api-1', 'api-2'];
+const RELAYS = ['relay-1', 'relay-2'];
+const NATS_NODES = ['nats-1', 'nats-2', 'nats-3'];
+
 const LOADERS: Record<string, (env: Env) => unknown> = {
-  api: loadApiConfig,
+  ...Object.fromEntries(APIS.map((name) => [name, loadApiConfig])),
   worker: loadWorkerConfig,
-  'relay-1': loadRelayConfig,
-  'relay-2': loadRelayConfig,
+  ...Object.fromEntries(RELAYS.map((name) => [name, loadRelayConfig])),
 };
 
 /**
@@ -214,26 +221,58 @@ async function runMigrateEntrypoint(values: Env) {
   return { read, errors, createPool, migrate };
 }
 
-const APP_SERVICES = ['api', 'worker', 'relay-1', 'relay-2', 'migrate'];
+const APP_SERVICES = [...APIS, 'worker', ...RELAYS, 'migrate'];
+/** The compiled entry each app service runs, and the TypeScript source it is built from. */
+const ENTRIES: Record<string, string> = {
+  'api-1': 'dist/api/server.js',
+  'api-2': 'dist/api/server.js',
+  worker: 'dist/worker/main.js',
+  'relay-1': 'dist/relay/main.js',
+  'relay-2': 'dist/relay/main.js',
+  migrate: 'dist/tools/migrate.js',
+};
+const sourceOf = (entry: string): string => entry.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+
+/** The routes of a NATS config file's cluster block, as host:port. */
+function natsRoutes(config: string): string[] {
+  const cluster = /\bcluster\s*\{([\s\S]*?)\n\}/.exec(config.replace(/#.*$/gm, ''))?.[1] ?? '';
+  const routes = /\broutes\s*[:=]?\s*\[([^\]]*)\]/.exec(cluster)?.[1] ?? '';
+  return [...routes.matchAll(/nats(?:-route)?:\/\/([\w.-]+:\d+)/g)].map((match) => match[1] ?? '');
+}
+
+/** A service's mounts, from the short or the long syntax. */
+function mounts(svc: Service): { source?: string; target?: string; readOnly: boolean }[] {
+  return (svc.volumes ?? []).map((volume) =>
+    typeof volume === 'string'
+      ? {
+          source: volume.split(':')[0],
+          target: volume.split(':')[1],
+          readOnly: volume.split(':')[2] === 'ro',
+        }
+      : { source: volume.source, target: volume.target, readOnly: volume.read_only === true },
+  );
+}
 
 // ---------------------------------------------------------------------------------------
 
 describe('docker-compose.yml', () => {
-  it('when parsed, then it has every service of the stack', () => {
+  it('when parsed, then it has every service of the production topology', () => {
     for (const name of [
       'postgres',
+      'temporal-schema',
       'temporal',
-      'temporal-ui',
       'temporal-setup',
-      'nats',
+      'temporal-ui',
+      ...NATS_NODES,
       'migrate',
-      'api',
+      ...APIS,
       'worker',
-      'relay-1',
-      'relay-2',
+      ...RELAYS,
     ]) {
       expect(services).toHaveProperty([name]);
     }
+    // Two of each process: two api services, two worker replicas, two relays.
+    expect(service('worker').deploy?.replicas).toBe(2);
   });
 
   it('when started with nothing set, then every substitution has a default and every $ is escaped', () => {
@@ -248,9 +287,28 @@ describe('docker-compose.yml', () => {
     expect(refused).toEqual([]);
   });
 
-  it('when the app services are built, then they share one build and image, each running its npm script', () => {
-    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
-    const api = service('api');
+  it('when an image is pulled, then it is the version the native cluster pins (tools/dev/tools.ts)', () => {
+    const images = Object.fromEntries(
+      Object.entries(services).flatMap(([name, svc]) =>
+        svc.build === undefined && svc.image !== undefined ? [[name, svc.image]] : [],
+      ),
+    );
+    expect(images).toMatchObject({
+      temporal: `temporalio/server:${TEMPORAL_SERVER_VERSION}`,
+      'temporal-schema': `temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`,
+      'temporal-setup': `temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`,
+      'temporal-ui': `temporalio/ui:${UI_SERVER_VERSION}`,
+      ...Object.fromEntries(NATS_NODES.map((name) => [name, `nats:${NATS_SERVER_VERSION}-alpine`])),
+    });
+    for (const [name, image] of Object.entries(images)) {
+      // Pinned, and never the deprecated all-in-one image.
+      expect({ name, image }).toEqual({ name, image: expect.stringMatching(/:\d+\.\d+[^:]*$/) });
+      expect({ name, image }).toEqual({ name, image: expect.not.stringContaining('auto-setup') });
+    }
+  });
+
+  it('when the app services are built, then they share one image, each running node on its compiled entry', () => {
+    const api = service('api-1');
     expect(api.build).toBeDefined();
     for (const name of APP_SERVICES) {
       const svc = service(name);
@@ -259,19 +317,27 @@ describe('docker-compose.yml', () => {
         build: api.build,
         image: api.image,
       });
-      const [npm, run, script] = words(svc.command);
-      expect([npm, run]).toEqual(['npm', 'run']);
-      expect(scripts).toHaveProperty([script ?? '']);
+      expect({ name, command: words(svc.command) }).toEqual({ name, command: ['node', ENTRIES[name]] });
+      expect({ name, entrypoint: svc.entrypoint }).toEqual({ name, entrypoint: undefined });
+      // What `npm run build` compiles: the entry's TypeScript source exists.
+      expect(() => readFileSync(path.join(ROOT, sourceOf(ENTRIES[name] ?? '')))).not.toThrow();
+      // Neither the command nor a healthcheck goes through npm or tsx.
+      for (const [at, value] of strings({ command: svc.command, healthcheck: svc.healthcheck })) {
+        expect({ name, at, value }).toEqual({
+          name,
+          at,
+          value: expect.not.stringMatching(/\b(npm|npx|tsx)\b/),
+        });
+      }
     }
-    expect(words(service('relay-1').command)).toEqual(['npm', 'run', 'relay']);
-    expect(words(service('migrate').command)).toEqual(['npm', 'run', 'migrate']);
-  });
-
-  it('when an image is pulled, then its tag is pinned to a version', () => {
-    for (const [name, svc] of Object.entries(services)) {
-      if (svc.build !== undefined || svc.image === undefined) continue;
-      expect({ name, image: svc.image }).toEqual({ name, image: expect.stringMatching(/:\d+\.\d+[^:]*$/) });
-    }
+    // The same entries as package.json's compiled start scripts.
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts).toMatchObject({
+      'start:api': `node ${ENTRIES['api-1']}`,
+      'start:worker': `node ${ENTRIES.worker}`,
+      'start:relay': `node ${ENTRIES['relay-1']}`,
+      'migrate:prod': `node ${ENTRIES.migrate}`,
+    });
   });
 
   describe.each(Object.keys(LOADERS))('the %s service', (name) => {
@@ -285,11 +351,18 @@ describe('docker-compose.yml', () => {
   });
 
   it('when the loaders read it, then the services point at each other consistently', () => {
-    const api = loadApiConfig({ ...imageEnv, ...environment(service('api')) });
+    const [api, api2] = APIS.map((name) => loadApiConfig({ ...imageEnv, ...environment(service(name)) }));
+    expect(api2).toEqual(api);
+    if (!api) throw new Error('no api');
     expect(api.host).toBe('0.0.0.0');
-    expect(ports(service('api'))).toContain(`${api.port}:${api.port}`);
+    expect(ports(service('api-1'))).toEqual([`${api.port}:${api.port}`]);
+    expect(ports(service('api-2'))).toEqual([`${api.port + 1}:${api.port}`]);
     expect(api.temporalUiUrl).toBe('http://localhost:8233');
     expect(ports(service('temporal-ui'))).toContain('8233:8080');
+    // The Web UI decodes through the API's codec, as the browser reaches api-1.
+    expect(environment(service('temporal-ui')).TEMPORAL_CODEC_ENDPOINT).toBe(
+      `http://localhost:${api.port}/codec`,
+    );
 
     const worker = loadWorkerConfig({ ...imageEnv, ...environment(service('worker')) });
     // The image's prebuilt bundle, not webpack at every worker start.
@@ -305,19 +378,51 @@ describe('docker-compose.yml', () => {
     expect(database.pathname).toBe(`/${postgres.POSTGRES_DB}`);
     expect(api.databaseUrl).toBe(worker.databaseUrl);
 
-    const temporal = environment(service('temporal'));
     expect(api.temporal.address).toBe('temporal:7233');
+    expect(ports(service('temporal'))).toContain('127.0.0.1:7233:7233');
+    expect(environment(service('temporal-setup'))).toMatchObject({
+      TEMPORAL_ADDRESS: api.temporal.address,
+      TEMPORAL_NAMESPACE: api.temporal.namespace,
+    });
+    expect(environment(service('temporal-ui')).TEMPORAL_ADDRESS).toBe(api.temporal.address);
+  });
+
+  it('when Temporal starts, then it is the server on Postgres, its schema set up by a one-shot job first', () => {
+    const postgres = environment(service('postgres'));
+    const temporal = environment(service('temporal'));
     expect(temporal).toMatchObject({ DB: 'postgres12', DB_PORT: '5432', POSTGRES_SEEDS: 'postgres' });
     expect(temporal.POSTGRES_USER).toBe(postgres.POSTGRES_USER);
     expect(temporal.POSTGRES_PWD).toBe(postgres.POSTGRES_PASSWORD);
-    expect(temporal.DEFAULT_NAMESPACE).toBe(api.temporal.namespace);
-    expect(environment(service('temporal-setup')).TEMPORAL_NAMESPACE).toBe(api.temporal.namespace);
+    expect(Number(temporal.NUM_HISTORY_SHARDS)).toBeGreaterThanOrEqual(4);
+    // Its dynamic config file is mounted where it is told to read it (it refuses to start without).
+    const dynamicConfig = mounts(service('temporal')).find(
+      (m) => m.target === temporal.DYNAMIC_CONFIG_FILE_PATH,
+    );
+    expect(dynamicConfig).toMatchObject({ readOnly: true, source: expect.stringMatching(/^\.\//) });
+    expect(parse(read(dynamicConfig?.source ?? ''))).toEqual(expect.any(Object));
 
-    for (const relay of ['relay-1', 'relay-2']) {
-      const config = loadRelayConfig(environment(service(relay)));
-      expect(new URL(config.natsUrl).host).toBe('nats:4222');
-      expect(config.databaseUrl).toBe(worker.databaseUrl);
+    const schema = environment(service('temporal-schema'));
+    expect(schema).toMatchObject({
+      SQL_PLUGIN: temporal.DB,
+      SQL_HOST: temporal.POSTGRES_SEEDS,
+      SQL_PORT: temporal.DB_PORT,
+      SQL_USER: temporal.POSTGRES_USER,
+      SQL_PASSWORD: temporal.POSTGRES_PWD,
+    });
+    const script = withDefaults(words(service('temporal-schema').command).join(' '));
+    // Both of the server's databases, created, set up and updated from the image's schema files.
+    const databases = {
+      [temporal.DBNAME ?? 'temporal']: 'temporal',
+      [temporal.VISIBILITY_DBNAME ?? 'temporal_visibility']: 'visibility',
+    };
+    expect(Object.keys(databases).sort()).toEqual(['temporal', 'temporal_visibility']);
+    for (const [database, schemaDir] of Object.entries(databases))
+      expect(script).toContain(`${database}:${schemaDir}`);
+    for (const step of ['create', 'setup-schema -v 0.0', 'update-schema -d']) {
+      expect(script).toContain(`temporal-sql-tool --db "$database" ${step}`);
     }
+    expect(script).toContain('/etc/temporal/schema/postgresql/v12');
+    expect(script).toMatch(/^set -eu/);
   });
 
   it('when migrate runs with its compose environment, then it accepts it, reads every variable set and migrates that database', async () => {
@@ -333,10 +438,16 @@ describe('docker-compose.yml', () => {
   });
 
   it('when the stack starts, then each service waits for what it needs', () => {
-    expect(dependencies(service('temporal'))).toMatchObject({ postgres: 'service_healthy' });
+    expect(dependencies(service('temporal-schema'))).toMatchObject({ postgres: 'service_healthy' });
+    expect(dependencies(service('temporal'))).toMatchObject({
+      'temporal-schema': 'service_completed_successfully',
+    });
     expect(dependencies(service('temporal-setup'))).toMatchObject({ temporal: 'service_healthy' });
+    expect(dependencies(service('temporal-ui'))).toMatchObject({
+      'temporal-setup': 'service_completed_successfully',
+    });
     expect(dependencies(service('migrate'))).toMatchObject({ postgres: 'service_healthy' });
-    for (const name of ['api', 'worker']) {
+    for (const name of [...APIS, 'worker']) {
       expect(dependencies(service(name))).toMatchObject({
         postgres: 'service_healthy',
         migrate: 'service_completed_successfully',
@@ -344,10 +455,10 @@ describe('docker-compose.yml', () => {
         'temporal-setup': 'service_completed_successfully',
       });
     }
-    for (const name of ['relay-1', 'relay-2']) {
+    for (const name of RELAYS) {
       expect(dependencies(service(name))).toMatchObject({
         migrate: 'service_completed_successfully',
-        nats: 'service_healthy',
+        ...Object.fromEntries(NATS_NODES.map((node) => [node, 'service_healthy'])),
       });
     }
     // Whatever is waited on can get there: a healthcheck, or a one-shot that is not restarted.
@@ -359,48 +470,78 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('when checked for health, then postgres uses pg_isready and the api asks its own /healthz', () => {
+  it('when checked for health, then postgres uses pg_isready and each api asks its own /readyz', () => {
     expect(words(service('postgres').healthcheck?.test).join(' ')).toContain('pg_isready');
-    const apiCheck = words(service('api').healthcheck?.test).join(' ');
-    expect(apiCheck).toContain(`:${environment(service('api')).PORT}/healthz`);
+    for (const name of APIS) {
+      const apiCheck = words(service(name).healthcheck?.test).join(' ');
+      expect(apiCheck).toContain(`:${environment(service(name)).PORT}/readyz`);
+    }
+    for (const name of NATS_NODES) {
+      expect(words(service(name).healthcheck?.test).join(' ')).toContain(':8222/healthz');
+    }
   });
 
   it('when scaled, then workers and relays have no container names or host ports', () => {
     for (const [name, svc] of Object.entries(services)) {
       expect({ name, containerName: svc.container_name }).toEqual({ name, containerName: undefined });
     }
-    for (const name of ['worker', 'relay-1', 'relay-2', 'migrate']) {
+    for (const name of ['worker', ...RELAYS, 'migrate']) {
       expect({ name, ports: service(name).ports }).toEqual({ name, ports: undefined });
     }
   });
 
-  it('when temporal-setup runs, then it registers every search attribute of the contract', () => {
-    const script = words(service('temporal-setup').command).join(' ');
+  it('when temporal-setup runs, then it creates the namespace and registers every search attribute of the contract', () => {
+    const script = withDefaults(words(service('temporal-setup').command).join(' '));
+    expect(script).toContain('temporal operator cluster health');
+    expect(script).toContain('temporal operator namespace create');
     expect(script).toContain('temporal operator search-attribute create');
     expect(script).toContain('already exists');
     for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) expect(script).toContain(`${name}=${type}`);
+    // admin-tools is Alpine: POSIX sh, no bash-only syntax.
+    expect(words(service('temporal-setup').entrypoint)[0]).toBe('/bin/sh');
+    expect(script).not.toContain('<<<');
   });
 
-  it('when NATS starts, then JetStream stores under a volume and fsyncs every write (sync_interval: always)', () => {
-    const nats = service('nats');
-    const args = words(nats.command);
-    expect(args).toContain('-js');
-    const storeDir = args[args.indexOf('-sd') + 1];
-    const configPath = args[args.indexOf('-c') + 1];
-    const mounts = (nats.volumes ?? []).map((volume) =>
-      typeof volume === 'string'
-        ? {
-            source: volume.split(':')[0],
-            target: volume.split(':')[1],
-            readOnly: volume.split(':')[2] === 'ro',
-          }
-        : { source: volume.source, target: volume.target, readOnly: volume.read_only === true },
-    );
-    expect(mounts.map((mount) => mount.target)).toContain(storeDir);
-    const config = mounts.find((mount) => mount.target === configPath);
-    expect(config).toMatchObject({ readOnly: true, source: expect.stringMatching(/^\.\//) });
-    const text = read(config?.source ?? '').replace(/#.*$/gm, '');
+  it('when NATS starts, then three nodes form one JetStream cluster, each routing to all three', () => {
+    const names = NATS_NODES.map((name) => {
+      const args = words(service(name).command);
+      expect(args).toContain('-js');
+      return args[args.indexOf('--server_name') + 1];
+    });
+    expect(new Set(names)).toEqual(new Set(NATS_NODES)); // unique names: JetStream needs them
+
+    const configs = new Set<string>();
+    for (const name of NATS_NODES) {
+      const nats = service(name);
+      const args = words(nats.command);
+      const storeDir = args[args.indexOf('-sd') + 1];
+      const configPath = args[args.indexOf('-c') + 1];
+      // Each node its own store, on a volume of its own.
+      const store = mounts(nats).find((mount) => mount.target === storeDir);
+      expect(store?.source).toBe(`${name}-data`);
+      const config = mounts(nats).find((mount) => mount.target === configPath);
+      expect(config).toMatchObject({ readOnly: true, source: expect.stringMatching(/^\.\//) });
+      configs.add(config?.source ?? '');
+    }
+    expect(configs.size).toBe(1);
+    const text = read([...configs][0] ?? '').replace(/#.*$/gm, '');
+    // fsync every write before acknowledging it (Jepsen, NATS 2.12).
     expect(text).toMatch(/jetstream\s*\{[^}]*\bsync_interval\s*:\s*always\b[^}]*\}/);
+    expect(natsRoutes(text).sort()).toEqual(NATS_NODES.map((name) => `${name}:6222`));
+  });
+
+  it('when the relays start, then both know every NATS node and keep ORDERS at one replica per node', () => {
+    expect(RELAYS).toHaveLength(2);
+    for (const name of RELAYS) {
+      const config = loadRelayConfig(environment(service(name)));
+      expect(config.natsUrls.map((url) => new URL(url).host).sort()).toEqual(
+        NATS_NODES.map((node) => `${node}:4222`),
+      );
+      expect(config.streamReplicas).toBe(NATS_NODES.length);
+      expect(config.databaseUrl).toBe(
+        loadWorkerConfig({ ...imageEnv, ...environment(service('worker')) }).databaseUrl,
+      );
+    }
   });
 
   it('when it sets a secret, then the only one is the local Postgres password, from ${POSTGRES_PASSWORD:-…}', () => {
@@ -427,36 +568,42 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Dockerfile', () => {
-  it('when built, then dependencies, the workflow bundle and the runtime are separate stages', () => {
+  const runtime = finalStage?.instructions ?? [];
+  const workdir = runtime.find((line) => /^WORKDIR\s/i.test(line))?.split(/\s+/)[1] ?? '/';
+
+  it('when built, then production dependencies, the compiled build and the runtime are separate stages', () => {
     expect(stages.map((s) => s.name)).toEqual(expect.arrayContaining(['deps', 'build']));
     expect(stage('deps').instructions.join('\n')).toMatch(/^RUN npm ci .*--omit=dev/m);
     expect(stage('build').instructions.join('\n')).toMatch(/^RUN npm ci /m);
+    expect(stage('build').instructions).toContain('RUN npm run build');
     expect(finalStage?.base).toMatch(/^node:20[\d.]*-bookworm-slim$/);
   });
 
-  it('when it runs, then it is the node user, with the prebuilt bundle at WORKFLOW_BUNDLE_PATH and the api by default', () => {
-    const instructions = finalStage?.instructions ?? [];
-    const users = instructions.filter((line) => /^USER\s/i.test(line));
+  it('when it runs, then it is the node user running node on dist/, with production dependencies only', () => {
+    const users = runtime.filter((line) => /^USER\s/i.test(line));
     expect(users.at(-1)).toBe('USER node');
-
-    // The build stage writes the bundle; the runtime copies that very file to WORKFLOW_BUNDLE_PATH.
-    const built = /tools\/build-workflow-bundle\.ts\s+(\S+)/.exec(
-      stage('build').instructions.join('\n'),
-    )?.[1];
-    expect(built).toBeDefined();
-    const workdir = instructions.find((line) => /^WORKDIR\s/i.test(line))?.split(/\s+/)[1] ?? '/';
-    const copied = instructions
-      .map((line) => /^COPY\s+--from=build\s+(\S+)\s+(\S+)$/i.exec(line))
-      .find((match) => match?.[1] === built);
-    expect(copied).toBeDefined();
-    expect(path.posix.resolve(workdir, copied?.[2] ?? '')).toBe(imageEnv.WORKFLOW_BUNDLE_PATH);
-
-    expect(instructions).toEqual(expect.arrayContaining([expect.stringMatching(/^COPY migrations\s/)]));
-    const cmd = instructions
+    const copies = runtime.filter((line) => /^COPY\s/i.test(line));
+    // node_modules from the production-only stage, dist/ from the build; no TypeScript source.
+    expect(copies).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^COPY --from=deps \/app\/node_modules \.\/node_modules$/),
+        expect.stringMatching(/^COPY --from=build \/app\/dist \.\/dist$/),
+      ]),
+    );
+    for (const line of copies) {
+      expect(line).toMatch(/^COPY (--from=(deps|build) \S+|package\.json) \S+$/);
+    }
+    const cmd = runtime
       .filter((line) => /^CMD\s/i.test(line))
       .at(-1)
       ?.replace(/^CMD\s+/i, '');
-    expect(JSON.parse(cmd ?? 'null')).toEqual(['npm', 'run', 'api']);
+    expect(JSON.parse(cmd ?? 'null')).toEqual(['node', ENTRIES['api-1']]);
+    expect(runtime.join('\n')).not.toMatch(/\b(tsx|npx)\b|npm run/);
+  });
+
+  it('when the worker starts in it, then WORKFLOW_BUNDLE_PATH is the bundle npm run build writes into dist/', () => {
+    expect(imageEnv.WORKFLOW_BUNDLE_PATH).toBe(path.posix.resolve(workdir, 'dist/workflow-bundle.js'));
+    expect(read('tools/build.ts')).toContain("path.join(DIST, 'workflow-bundle.js')");
   });
 
   it('when the build context is sent, then local state and artifacts stay out', () => {
@@ -467,6 +614,7 @@ describe('Dockerfile', () => {
       expect.arrayContaining([
         'node_modules',
         '.data',
+        'dist',
         '.git',
         'coverage',
         'test-artifacts',

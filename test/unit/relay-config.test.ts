@@ -18,7 +18,7 @@ function configError(env: Record<string, string>): ConfigError {
 test('when only the required variables are set, then the documented defaults apply and no metrics server runs', () => {
   expect(loadRelayConfig(REQUIRED)).toEqual({
     databaseUrl: REQUIRED.DATABASE_URL,
-    natsUrl: REQUIRED.NATS_URL,
+    natsUrls: [REQUIRED.NATS_URL],
     logLevel: 'info',
     batchSize: 500,
     pollIntervalMs: 500,
@@ -62,4 +62,27 @@ test('when RELAY_LEASE_TTL is under three heartbeats, then the error names it; a
     leaseTtlMs: 3_000,
     heartbeatIntervalMs: 1_000,
   });
+});
+
+test("when NATS_URL lists a cluster's nodes, then the relay knows every one", () => {
+  const env = { ...REQUIRED, NATS_URL: 'nats://nats-1:4222, nats://nats-2:4222,nats://nats-3:4222' };
+  expect(loadRelayConfig(env).natsUrls).toEqual([
+    'nats://nats-1:4222',
+    'nats://nats-2:4222',
+    'nats://nats-3:4222',
+  ]);
+});
+
+test('when one of the NATS_URL entries is not a nats URL, then the error names the variable', () => {
+  for (const value of ['nats://nats-1:4222,http://nats-2:4222', 'nats://nats-1:4222,not a url', ' , ']) {
+    expect(configError({ NATS_URL: value }).variable).toBe('NATS_URL');
+  }
+});
+
+test('when NATS_STREAM_REPLICAS is set, then ORDERS gets that many replicas; unset, none is asked for', () => {
+  expect(loadRelayConfig({ ...REQUIRED, NATS_STREAM_REPLICAS: '3' }).streamReplicas).toBe(3);
+  expect(loadRelayConfig(REQUIRED).streamReplicas).toBeUndefined();
+  for (const value of ['0', '6', 'three']) {
+    expect(configError({ NATS_STREAM_REPLICAS: value }).variable).toBe('NATS_STREAM_REPLICAS');
+  }
 });

@@ -15,6 +15,9 @@ import { promisify } from 'node:util';
 
 export const TEMPORAL_VERSION = '1.5.1';
 export const NATS_SERVER_VERSION = '2.12.15';
+/** The Temporal server and its Web UI server of the production topology (docker-compose.yml). */
+export const TEMPORAL_SERVER_VERSION = '1.32.1';
+export const UI_SERVER_VERSION = '2.42.1';
 const MIN_GO = { major: 1, minor: 22 };
 
 export interface Tools {
