@@ -1,11 +1,19 @@
 import type { StepOutcome } from '../contracts/index';
 import type { Pool } from '../store/pool';
-import { createFraudActivities } from './fraud';
-import { createInventoryActivities } from './inventory';
-import { createOrderActivities } from './orders';
+import { createFraudActivities, screenOrderStep, type ScreeningCall } from './fraud';
+import { createInventoryActivities, reserveInventoryStep } from './inventory';
+import { createOrderActivities, createOrderStep } from './orders';
 import { createPaymentActivities } from './payment';
 import type { Carrier, PaymentGateway } from './providers/types';
 import { createShippingActivities } from './shipping';
+import { runSteps } from './step-runner';
+
+/** What admitOrder did: each step it ran, up to the first refusal. */
+export interface AdmitOutcome {
+  createOrder: StepOutcome;
+  reserveInventory?: StepOutcome;
+  fraudScreening?: StepOutcome;
+}
 
 export interface ActivityDeps {
   pool: Pool;
@@ -19,12 +27,34 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const payment = createPaymentActivities(deps);
   const shipping = createShippingActivities(deps);
+  const fraudDenyList = deps.fraudDenyList ?? new Set<string>();
   return {
+    /**
+     * The saga's first database steps in one transaction (v4): the order, its reservation
+     * and, for an order that needs no approval, its fraud screening; each its own step (own
+     * key, rows, events and status), as if run one by one, up to the first refusal.
+     */
+    admitOrder: async (call: {
+      order: Parameters<typeof createOrderStep>[0];
+      reservation: Parameters<typeof reserveInventoryStep>[0];
+      screening?: ScreeningCall;
+    }): Promise<AdmitOutcome> => {
+      const [createOrder, reserveInventory, fraudScreening] = await runSteps(deps.pool, [
+        createOrderStep(call.order),
+        reserveInventoryStep(call.reservation),
+        ...(call.screening ? [screenOrderStep(call.screening, fraudDenyList)] : []),
+      ]);
+      return {
+        createOrder: createOrder!,
+        ...(reserveInventory ? { reserveInventory } : {}),
+        ...(fraudScreening ? { fraudScreening } : {}),
+      };
+    },
     ...createOrderActivities(deps),
     ...createInventoryActivities(deps),
     ...payment,
     ...shipping,
-    ...createFraudActivities({ pool: deps.pool, fraudDenyList: deps.fraudDenyList ?? new Set() }),
+    ...createFraudActivities({ pool: deps.pool, fraudDenyList }),
     /**
      * The saga's two calls to other services (v4), one after the other in one activity: the
      * charge, then, if it went through, the shipment. Each is its own step (own idempotency

@@ -3,30 +3,35 @@ import { openApprovalGate } from '../store/lifecycle';
 import { appendEvent } from '../store/outbox';
 import type { Pool } from '../store/pool';
 import { releaseStock, reserveStock } from '../store/stock';
-import { runCompensation, runStep, type StepCall } from './step-runner';
+import { runCompensation, runStep, type ForwardStep, type StepCall } from './step-runner';
+
+/**
+ * Reserves every line or none. Not enough stock is a business outcome, returned (and
+ * recorded) rather than thrown. An order that requires approval then waits at the gate.
+ */
+export function reserveInventoryStep(call: StepCall & { items: OrderLine[] }): ForwardStep<undefined> {
+  return {
+    call,
+    step: 'reserveInventory',
+    commit: async (tx) => {
+      const reserved = await reserveStock(tx, call.orderId, call.items);
+      if (!reserved) return { ok: false, reason: 'insufficient_stock' };
+      await openApprovalGate(tx, call.orderId);
+      await appendEvent(tx, {
+        orderId: call.orderId,
+        type: 'InventoryReserved',
+        data: { items: reserved },
+      });
+      return { ok: true };
+    },
+  };
+}
 
 export function createInventoryActivities({ pool }: { pool: Pool }) {
   return {
-    /**
-     * Reserves every line or none. Not enough stock is a business outcome, returned (and
-     * recorded) rather than thrown. An order that requires approval then waits at the gate.
-     */
+    /** Reserves every line or none (reserveInventoryStep). */
     reserveInventory: (call: StepCall & { items: OrderLine[] }): Promise<StepOutcome> =>
-      runStep(pool, {
-        call,
-        step: 'reserveInventory',
-        commit: async (tx) => {
-          const reserved = await reserveStock(tx, call.orderId, call.items);
-          if (!reserved) return { ok: false, reason: 'insufficient_stock' };
-          await openApprovalGate(tx, call.orderId);
-          await appendEvent(tx, {
-            orderId: call.orderId,
-            type: 'InventoryReserved',
-            data: { items: reserved },
-          });
-          return { ok: true };
-        },
-      }),
+      runStep(pool, reserveInventoryStep(call)),
 
     /** Returns reserved units to `available`. A no-op (no event) when nothing is reserved. */
     releaseInventory: (call: StepCall): Promise<void> =>

@@ -7,7 +7,7 @@ import { appendEvent } from '../store/outbox';
 import { sagaStarted } from '../store/saga-starts';
 import type { Pool, PoolClient } from '../store/pool';
 import { consumeStock } from '../store/stock';
-import { currentStep, runCompensation, runStep, type StepCall } from './step-runner';
+import { currentStep, runCompensation, runStep, type ForwardStep, type StepCall } from './step-runner';
 
 export type { StepCall } from './step-runner';
 
@@ -18,17 +18,7 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
      * did both when it accepted the order.
      */
     createOrder: (call: StepCall & { input: OrderSagaInput }): Promise<StepOutcome> =>
-      runStep(pool, {
-        call,
-        step: 'createOrder',
-        commit: async (tx) => {
-          await insertOrderIfAbsent(tx, call.input);
-          await announceIfSilent(tx, call.orderId);
-          // The saga runs: its start request (and the payment token in it) goes.
-          await sagaStarted(tx, call.orderId);
-          return { ok: true };
-        },
-      }),
+      runStep(pool, createOrderStep(call)),
 
     /** Records the approval decision; the order resumes (PENDING) or starts compensating. */
     recordApproval: async (
@@ -109,6 +99,21 @@ export function createOrderActivities({ pool }: { pool: Pool }) {
     /** Status changes the workflow decides alone (COMPENSATING, REQUIRES_ATTENTION). */
     markOrderStatus: async (call: { orderId: string; status: OrderStatus }): Promise<void> => {
       await moveOrder(pool, call.orderId, call.status);
+    },
+  };
+}
+
+/** The createOrder step (also run by admitOrder, activities/index.ts). */
+export function createOrderStep(call: StepCall & { input: OrderSagaInput }): ForwardStep<undefined> {
+  return {
+    call,
+    step: 'createOrder',
+    commit: async (tx) => {
+      await insertOrderIfAbsent(tx, call.input);
+      await announceIfSilent(tx, call.orderId);
+      // The saga runs: its start request (and the payment token in it) goes.
+      await sagaStarted(tx, call.orderId);
+      return { ok: true };
     },
   };
 }

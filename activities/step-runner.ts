@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ErrorTypes, type StepName, type StepOutcome } from '../contracts/index';
-import { fenceStep, findRecorded, runOnce } from '../store/ledger';
+import { fenceStep, findRecorded, runOnce, runOnceIn } from '../store/ledger';
 import { moveStep } from '../store/lifecycle';
 import type { Pool, PoolClient } from '../store/pool';
 import { isDatabaseUnavailable } from '../store/errors';
@@ -89,21 +89,52 @@ export interface ForwardStep<P> {
  */
 export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): Promise<StepOutcome> {
   const { workflowId, attempt } = currentStep();
-  const { call, step } = spec;
   let provided = undefined as P;
   if (spec.provider) {
-    const recorded = await findRecorded<StepOutcome>(pool, call.idempotencyKey);
+    const recorded = await findRecorded<StepOutcome>(pool, spec.call.idempotencyKey);
     if (recorded) return recorded;
     provided = await callProvider(spec.provider);
   }
   return reportCancellation(() =>
-    runOnce(pool, { idempotencyKey: call.idempotencyKey, workflowId, step }, async (tx) => {
-      const outcome = await spec.commit(tx, provided);
-      await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
-      if (outcome.ok && spec.next) await moveStep(tx, call.orderId, spec.next, 'RUNNING');
-      return outcome;
+    withTransaction(pool, (tx) => commitStep(tx, spec, provided, workflowId, attempt)),
+  );
+}
+
+/**
+ * Database-only forward steps, one after another in one transaction (saga v4's first local
+ * activity: the order, its reservation, its screening), each under its own idempotency key
+ * exactly as runStep runs it; stops at the first refusal. Returns each run step's outcome.
+ */
+export async function runSteps(pool: Pool, specs: readonly ForwardStep<undefined>[]): Promise<StepOutcome[]> {
+  const { workflowId, attempt } = currentStep();
+  return reportCancellation(() =>
+    withTransaction(pool, async (tx) => {
+      const outcomes: StepOutcome[] = [];
+      for (const spec of specs) {
+        const outcome = await commitStep(tx, spec, undefined, workflowId, attempt);
+        outcomes.push(outcome);
+        if (!outcome.ok) break;
+      }
+      return outcomes;
     }),
   );
+}
+
+/** A step's part of a transaction: the ledger claim, its rows and events, its status. */
+function commitStep<P>(
+  tx: PoolClient,
+  spec: ForwardStep<P>,
+  provided: P,
+  workflowId: string,
+  attempt: number,
+): Promise<StepOutcome> {
+  const { call, step } = spec;
+  return runOnceIn(tx, { idempotencyKey: call.idempotencyKey, workflowId, step }, async () => {
+    const outcome = await spec.commit(tx, provided);
+    await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+    if (outcome.ok && spec.next) await moveStep(tx, call.orderId, spec.next, 'RUNNING');
+    return outcome;
+  });
 }
 
 export interface Compensation<T, P> {

@@ -28,26 +28,32 @@ export async function runOnce<T>(
   entry: LedgerEntry,
   work: (tx: PoolClient) => Promise<T>,
 ): Promise<T> {
-  return withTransaction(pool, async (tx) => {
-    const claimed = await tx.query(
-      `INSERT INTO activity_ledger (idempotency_key, workflow_id, step)
-       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING idempotency_key`,
-      [entry.idempotencyKey, entry.workflowId, entry.step],
-    );
-    if (claimed.rowCount === 0) {
-      const { rows } = await tx.query<{ result: T }>(
-        'SELECT result FROM activity_ledger WHERE idempotency_key = $1',
-        [entry.idempotencyKey],
-      );
-      return rows[0]!.result;
-    }
-    const result = await work(tx);
-    await tx.query('UPDATE activity_ledger SET result = $2 WHERE idempotency_key = $1', [
+  return withTransaction(pool, (tx) => runOnceIn(tx, entry, work));
+}
+
+/** runOnce inside the caller's transaction (several steps committed together). */
+export async function runOnceIn<T>(
+  tx: PoolClient,
+  entry: LedgerEntry,
+  work: (tx: PoolClient) => Promise<T>,
+): Promise<T> {
+  const claimed = await tx.query(
+    `INSERT INTO activity_ledger (idempotency_key, workflow_id, step)
+     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING idempotency_key`,
+    [entry.idempotencyKey, entry.workflowId, entry.step],
+  );
+  if (claimed.rowCount === 0) {
+    const { rows } = await tx.query<{ result: T }>('SELECT result FROM activity_ledger WHERE idempotency_key = $1', [
       entry.idempotencyKey,
-      JSON.stringify(result ?? null),
     ]);
-    return result;
-  });
+    return rows[0]!.result;
+  }
+  const result = await work(tx);
+  await tx.query('UPDATE activity_ledger SET result = $2 WHERE idempotency_key = $1', [
+    entry.idempotencyKey,
+    JSON.stringify(result ?? null),
+  ]);
+  return result;
 }
 
 /**

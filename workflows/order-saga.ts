@@ -18,6 +18,7 @@ import {
   PATCHES,
   paymentTaskQueueFor,
   QUERY_STATE,
+  STEP_ABANDONED,
   stepKey,
   UPDATE_APPROVE,
   UPDATE_REJECT,
@@ -136,17 +137,30 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
         [call('releaseInventory')],
       ),
     );
-    await state.forward('createOrder', () =>
-      db.createOrder.executeWithOptions({ ...dbOptions, summary: 'Write the order' }, [
-        { ...call('createOrder'), input },
-      ]),
+    const order = { ...call('createOrder'), input };
+    const reservation = { ...call('reserveInventory'), items: input.items };
+    const screening = { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents };
+    const reserveSummary = `Reserve ${input.items.length} line(s) of stock`;
+    // v4: the order, its reservation and (with no approval to wait for) its screening in one
+    // local activity and one transaction; each still its own step. v3: one local activity each.
+    const admitted = twoTasks
+      ? db.admitOrder.executeWithOptions(
+          {
+            ...dbOptions,
+            summary: `Write the order, ${reserveSummary.toLowerCase()}${input.requiresApproval ? '' : ', screen for fraud'}`,
+          },
+          [{ order, reservation, ...(input.requiresApproval ? {} : { screening }) }],
+        )
+      : undefined;
+    await state.forward('createOrder', async () =>
+      admitted
+        ? (await admitted).createOrder
+        : db.createOrder.executeWithOptions({ ...dbOptions, summary: 'Write the order' }, [order]),
     );
-
-    await state.forward('reserveInventory', () =>
-      db.reserveInventory.executeWithOptions(
-        { ...dbOptions, summary: `Reserve ${input.items.length} line(s) of stock` },
-        [{ ...call('reserveInventory'), items: input.items }],
-      ),
+    await state.forward('reserveInventory', async () =>
+      admitted
+        ? ((await admitted).reserveInventory ?? STEP_ABANDONED)
+        : db.reserveInventory.executeWithOptions({ ...dbOptions, summary: reserveSummary }, [reservation]),
     );
 
     if (input.requiresApproval) {
@@ -170,16 +184,16 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       state.setStatus('PENDING');
     }
 
-    // Fraud screening before money moves: v4 runs it with the other database steps; v3 ran it
-    // as an activity, to end the workflow task before the charge.
-    const screening = [
-      { ...call('fraudScreening'), customerId: input.customerId, totalCents: input.totalCents },
-    ] as const;
+    // Fraud screening before money moves: v4 screened with the other database steps, or (after
+    // the approval gate) screens now, locally; v3 ran it as an activity, to end the workflow
+    // task before the charge.
     if (!twoTasks) deprecatePatch(PATCHES.fraudScreening);
-    await state.forward('fraudScreening', () =>
-      twoTasks
-        ? db.screenOrder.executeWithOptions({ ...dbOptions, summary: 'Screen for fraud' }, [...screening])
-        : steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [...screening]),
+    await state.forward('fraudScreening', async () =>
+      admitted && !input.requiresApproval
+        ? ((await admitted).fraudScreening ?? STEP_ABANDONED)
+        : twoTasks
+          ? db.screenOrder.executeWithOptions({ ...dbOptions, summary: 'Screen for fraud' }, [screening])
+          : steps.screenOrder.executeWithOptions({ ...STEP_OPTIONS, summary: 'Screen for fraud' }, [screening]),
     );
 
     // Payment calls go to the payments bulkhead (own slots and rate limit); the refund follows the charge.

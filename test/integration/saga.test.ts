@@ -148,9 +148,7 @@ describe('order saga', () => {
     await order.result();
     const history = await decodedHistory(order.handle);
     expect(historySteps(history.events ?? []).map(({ activity, local }) => ({ activity, local }))).toEqual([
-      { activity: 'createOrder', local: true },
-      { activity: 'reserveInventory', local: true },
-      { activity: 'screenOrder', local: true },
+      { activity: 'admitOrder', local: true },
       { activity: 'chargeAndShip', local: false },
       { activity: 'completeOrder', local: true },
     ]);
