@@ -1,8 +1,9 @@
-import { duration, integer, logLevel, optionalString, url, type Env } from '../lib/env';
+import { duration, integer, logLevel, optionalString, url, urls, type Env } from '../lib/env';
 
 /** Everything `npm run relay` reads from the environment (CONTRACT §6), read only here. */
 export interface RelayConfig {
   databaseUrl: string;
+  /** NATS_URL: one URL, or every node of a cluster comma-separated (splitUrls lists them). */
   natsUrl: string;
   logLevel: string;
   batchSize: number;
@@ -17,7 +18,7 @@ export interface RelayConfig {
 export function loadRelayConfig(env: Env): RelayConfig {
   return {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
-    natsUrl: url(env, 'NATS_URL', ['nats', 'tls']),
+    natsUrl: urls(env, 'NATS_URL', ['nats', 'tls']),
     logLevel: logLevel(env),
     batchSize: integer(env, 'RELAY_BATCH_SIZE', 500, { min: 1, max: 10_000 }),
     pollIntervalMs: duration(env, 'RELAY_POLL_INTERVAL', '500ms').ms,

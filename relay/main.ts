@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { collectDefaultMetrics, register } from 'prom-client';
 import { createPool } from '../store/pool';
-import { loadOrExit } from '../lib/env';
+import { loadOrExit, splitUrls } from '../lib/env';
 import { createLogger } from '../lib/logger';
 import { loadRelayConfig } from './config';
 import { createOutboxRelay, DEFAULT_RELAY_OPTIONS, retryHorizonMs } from './relay';
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   // connect()'s declared return type does not resolve under this repo's module resolution
   // (see relay/stream.ts); it is a NatsConnection.
   const nats = (await connect({
-    servers: config.natsUrl,
+    servers: splitUrls(config.natsUrl),
     name: 'order-saga-relay',
     maxReconnectAttempts: -1, // a NATS restart must never end the relay
   })) as NatsConnection;
@@ -48,7 +48,10 @@ async function main(): Promise<void> {
   }
   await relay.start();
   // Hosts only, never credentials that a URL may carry.
-  logger.info({ nats: hostOf(config.natsUrl), postgres: hostOf(config.databaseUrl) }, 'relay started');
+  logger.info(
+    { nats: splitUrls(config.natsUrl).map(hostOf), postgres: hostOf(config.databaseUrl) },
+    'relay started',
+  );
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
