@@ -10,14 +10,12 @@
  * `npm start -- --stack-only`: stack, migrations and catalog only (run the processes
  * yourself, e.g. under a debugger, with the printed URLs).
  */
-import { insertProductIfAbsent } from '../../store/products';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { migrate } from '../../store/migrate';
-import { createPool, type Pool } from '../../store/pool';
 import { hostPort, integer, loadOrExit, optionalString, splitUrls, url, urls, type Env } from '../../lib/env';
 import { access } from 'node:fs/promises';
 import { KEYS_VARIABLE, parseEncryptionKeys, SWITCH_VARIABLE } from '../../lib/payload-codec';
+import { prepareDatabase } from './demo-data';
 import { localEncryptionKeys } from './encryption-keys';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from './processes';
 import { startStack, type Stack } from './stack';
@@ -90,13 +88,6 @@ const PROCESSES = [
 ] as const;
 type ProcessName = (typeof PROCESSES)[number]['name'];
 
-const DEMO_CATALOG = [
-  { sku: 'SKU-1', name: 'Espresso beans 1kg', priceCents: 1_299, available: 100 },
-  { sku: 'SKU-2', name: 'Milk jug 600ml', priceCents: 2_499, available: 100 },
-  // At or above the default APPROVAL_THRESHOLD_CENTS (100000): orders of it wait for approval.
-  { sku: 'SKU-3', name: 'Espresso machine', priceCents: 149_900, available: 20 },
-];
-
 let stack: Stack | undefined;
 const children = new Map<ProcessName, ManagedProcess>();
 let shuttingDown: Promise<void> | undefined;
@@ -142,7 +133,8 @@ async function main(): Promise<void> {
     ...(apiPort !== undefined ? { uiCodecEndpoint: `${apiUrlFor(config.host, apiPort)}/codec` } : {}),
   });
   if (shuttingDown) return;
-  await prepareDatabase(stack.databaseUrl);
+  const applied = await prepareDatabase(stack.databaseUrl, 'order-saga-start');
+  if (applied.length > 0) note(`migrations applied: ${applied.join(', ')}`);
   if (shuttingDown) return;
 
   let apiUrl: string | undefined;
@@ -160,22 +152,6 @@ async function checkEntrypoints(): Promise<void> {
       throw new Error(`${entry} not found (use --stack-only to start just the stack)`);
     });
   }
-}
-
-async function prepareDatabase(databaseUrl: string): Promise<void> {
-  const pool = createPool(databaseUrl, { max: 2, applicationName: 'order-saga-start' });
-  try {
-    const { applied } = await migrate(pool);
-    if (applied.length > 0) note(`migrations applied: ${applied.join(', ')}`);
-    await seedCatalog(pool);
-  } finally {
-    await pool.end();
-  }
-}
-
-/** Demo products; existing rows (and their stock) are left alone. */
-async function seedCatalog(pool: Pool): Promise<void> {
-  for (const { sku, ...product } of DEMO_CATALOG) await insertProductIfAbsent(pool, sku, product);
 }
 
 /** Starts worker, relay and api; resolves with the API's URL once GET /healthz says 200. */
