@@ -567,7 +567,9 @@ async function prepareTemporalDatabases(
     ];
     for (const step of steps) await runLogged(tools.temporalSqlTool, [...base, ...step], logFile);
   }
-  log(`temporal: databases ${Object.keys(schemas).join(' and ')} at the schema of this server version`);
+  log(
+    `temporal-sql-tool: databases ${Object.keys(schemas).join(' and ')} at the schema of this server version`,
+  );
 }
 
 // Temporal server -----------------------------------------------------------------------
