@@ -29,10 +29,11 @@ import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { stringify } from 'yaml';
 import { SEARCH_ATTRIBUTES, STREAM_NAME } from '../../contracts/index';
-import { KEYS_VARIABLE } from '../../lib/payload-codec';
+import { KEYS_VARIABLE, SWITCH_VARIABLE } from '../../lib/payload-codec';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { eventually } from '../fixtures/eventually';
 import { prepareDatabase } from './demo-data';
+import { localEncryptionKeys } from './encryption-keys';
 import { createDatabaseIfMissing, launchPostgres, pgAnswers, prepareCluster } from './postgres';
 import { choosePorts, launch, waitUntilReady, type ExitStatus, type ManagedProcess } from './processes';
 import { lockDataDir, natsAnswers, withoutTemporalSettings } from './stack';
@@ -120,7 +121,11 @@ export interface ClusterOptions {
    * workers, WORKFLOW_BUNDLE_PATH over it.
    */
   serviceEnv?: NodeJS.ProcessEnv;
-  /** PAYLOAD_ENCRYPTION_KEYS for the services, when not in serviceEnv. */
+  /**
+   * PAYLOAD_ENCRYPTION_KEYS for the services. Absent (and serviceEnv sets neither it nor
+   * PAYLOAD_ENCRYPTION=off): the key kept in <dataDir>/payload-encryption-keys, generated
+   * on the first start.
+   */
   encryptionKeys?: string;
   readyTimeoutMs?: number;
   /** Progress notes (a port moved, the schema migrated); silent when absent. */
@@ -226,9 +231,16 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterStac
     await temporalUi.start();
 
     const natsUrls = natsUrlsOf(ports);
+    const serviceEnv = options.serviceEnv ?? { PATH: process.env.PATH, HOME: process.env.HOME };
+    const encryptionKeys = await localEncryptionKeys({
+      given: options.encryptionKeys ?? serviceEnv[KEYS_VARIABLE],
+      off: serviceEnv[SWITCH_VARIABLE] === 'off',
+      keysFile: path.join(dataDir, 'payload-encryption-keys'),
+      note: log,
+    });
     const baseEnv: NodeJS.ProcessEnv = {
-      ...(options.serviceEnv ?? { PATH: process.env.PATH, HOME: process.env.HOME }),
-      ...(options.encryptionKeys !== undefined ? { [KEYS_VARIABLE]: options.encryptionKeys } : {}),
+      ...serviceEnv,
+      ...(encryptionKeys !== undefined ? { [KEYS_VARIABLE]: encryptionKeys } : {}),
       DATABASE_URL: databaseUrl,
       TEMPORAL_ADDRESS: temporalAddress,
       TEMPORAL_UI_URL: temporalUiUrl,
@@ -484,13 +496,15 @@ function processPiece(context: PieceContext, spec: ProcessPieceSpec): ClusterPie
       const since = await sizeOf(logFile);
       const launched = spec.launchProcess();
       current = launched;
+      let ready = false; // an exit while starting fails start() instead
       void launched.exited.then(async (status) => {
-        if (intended.has(launched)) return;
+        if (intended.has(launched) || !ready) return;
         context.onUnexpectedExit({ piece: spec.name, status, lastLines: await launched.lastLines(15) });
       });
       try {
         await waitUntilReady(launched, () => spec.ready(launched, since), context.readyTimeoutMs);
         await spec.afterStart?.();
+        ready = true;
       } catch (error) {
         intended.add(launched);
         await launched.stop(5_000);
