@@ -176,10 +176,12 @@ export async function startCluster(options: ClusterOptions): Promise<ClusterStac
   const replicas = options.replicas ?? DEFAULT_REPLICAS;
   const started: ClusterPiece[] = [];
   const stopAll = async (): Promise<void> => {
-    // apis first (no new orders), then relays and workers, then the servers they use.
+    // apis first (no new orders), then relays and workers, the UI, the Temporal server, and
+    // last what it stores in (Postgres) beside NATS: nothing loses its database mid-shutdown.
+    const servers: Record<string, number> = { 'temporal-ui': 2, temporal: 3 };
     const order = (piece: ClusterPiece): number =>
-      piece.name.startsWith('api') ? 0 : 'role' in piece ? 1 : piece.name === 'temporal-ui' ? 2 : 3;
-    for (const rank of [0, 1, 2, 3]) {
+      'role' in piece ? ((piece as ServiceReplica).role === 'api' ? 0 : 1) : (servers[piece.name] ?? 4);
+    for (const rank of [0, 1, 2, 3, 4]) {
       await Promise.all(
         started.filter((piece) => order(piece) === rank).map((piece) => piece.stop().catch(() => undefined)),
       );
