@@ -38,7 +38,8 @@ module.exports = {
     },
     { ...shared, displayName: 'replay', testMatch: ['<rootDir>/test/replay/**/*.test.ts'] },
     // Whole-system runs as child processes, each over a stack of its own: the reduced chaos
-    // drills (`npm run test:chaos -- --reduced`) and the quick benchmark (`npm run bench -- --quick`).
+    // drills (`npm run test:chaos -- --reduced`), the quick benchmark (`npm run bench -- --quick`)
+    // and the production topology (`npm run start:cluster`).
     { ...shared, displayName: 'system', testMatch: ['<rootDir>/test/system/**/*.test.ts'] },
     {
       // `npm run histories:record` only (npm test selects the three bands above).

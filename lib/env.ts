@@ -87,11 +87,30 @@ export function url(env: Env, name: string, protocols: string[], optional?: true
   return raw;
 }
 
-/** One URL or several, comma-separated (NATS_URL listing a cluster's nodes); each checked like url(). */
-export function urls(env: Env, name: string, protocols: string[]): string[] {
-  const items = list(env, name);
-  if (items.length === 0) throw new ConfigError(name, 'is required but not set');
-  return items.map((item) => url({ [name]: item }, name, protocols));
+/**
+ * One URL, or several comma-separated (NATS_URL: every node of a cluster), each checked as
+ * url() checks one. Returns the value as given; splitUrls() lists its URLs.
+ */
+export function urls(env: Env, name: string, protocols: string[]): string;
+export function urls(env: Env, name: string, protocols: string[], optional: true): string | undefined;
+export function urls(env: Env, name: string, protocols: string[], optional?: true): string | undefined {
+  const raw = present(env, name);
+  if (raw === undefined) {
+    if (optional) return undefined;
+    throw new ConfigError(name, 'is required but not set');
+  }
+  const each = splitUrls(raw);
+  if (each.length === 0) throw new ConfigError(name, 'is not a valid URL');
+  for (const one of each) url({ [name]: one }, name, protocols);
+  return raw;
+}
+
+/** The URLs of a comma-separated list such as NATS_URL, trimmed, empty items dropped. */
+export function splitUrls(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
 }
 
 /** `host:port`, as TEMPORAL_ADDRESS takes it. */

@@ -1,4 +1,4 @@
-import { ConfigError, duration, integer, logLevel, optionalString, url, urls, type Env } from '../lib/env';
+import { ConfigError, duration, integer, logLevel, optionalString, splitUrls, url, urls, type Env } from '../lib/env';
 
 /** Everything `npm run relay` reads from the environment (CONTRACT §6), read only here. */
 export interface RelayConfig {
@@ -34,7 +34,7 @@ export function loadRelayConfig(env: Env): RelayConfig {
   }
   return {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres', 'postgresql']),
-    natsUrls: urls(env, 'NATS_URL', ['nats', 'tls']),
+    natsUrls: splitUrls(urls(env, 'NATS_URL', ['nats', 'tls'])),
     logLevel: logLevel(env),
     batchSize: integer(env, 'RELAY_BATCH_SIZE', 500, { min: 1, max: 10_000 }),
     pollIntervalMs: duration(env, 'RELAY_POLL_INTERVAL', '500ms').ms,

@@ -6,7 +6,7 @@ import type { Env } from '../../lib/env';
 import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { loadWorkerConfig } from '../../worker/config';
 import { loadRelayConfig } from '../../relay/config';
-import { NATS_SERVER_VERSION, TEMPORAL_SERVER_VERSION, UI_SERVER_VERSION } from '../../tools/dev/tools';
+import { NATS_SERVER_VERSION, TEMPORAL_SERVER_VERSION, TEMPORAL_UI_SERVER_VERSION } from '../../tools/dev/tools';
 
 /**
  * docker-compose.yml and the Dockerfile, checked without Docker: the compose environment
@@ -297,7 +297,7 @@ describe('docker-compose.yml', () => {
       temporal: `temporalio/server:${TEMPORAL_SERVER_VERSION}`,
       'temporal-schema': `temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`,
       'temporal-setup': `temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}`,
-      'temporal-ui': `temporalio/ui:${UI_SERVER_VERSION}`,
+      'temporal-ui': `temporalio/ui:${TEMPORAL_UI_SERVER_VERSION}`,
       ...Object.fromEntries(NATS_NODES.map((name) => [name, `nats:${NATS_SERVER_VERSION}-alpine`])),
     });
     for (const [name, image] of Object.entries(images)) {

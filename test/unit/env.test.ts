@@ -9,7 +9,9 @@ import {
   optionalString,
   parseDuration,
   requireString,
+  splitUrls,
   url,
+  urls,
 } from '../../lib/env';
 import { loadTemporalConnection } from '../../lib/temporal-connection';
 
@@ -123,6 +125,23 @@ describe('URLs and addresses', () => {
     );
     expect(errorOf(() => url({ NATS_URL: 'http://x:4222' }, 'NATS_URL', ['nats', 'tls'])).message).toBe(
       'NATS_URL: must use nats or tls, got http',
+    );
+  });
+
+  test('when NATS_URL lists several nodes, then each is checked and splitUrls lists them', () => {
+    const raw = 'nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224';
+    expect(urls({ NATS_URL: raw }, 'NATS_URL', ['nats', 'tls'])).toBe(raw);
+    expect(splitUrls(raw)).toEqual([
+      'nats://127.0.0.1:4222',
+      'nats://127.0.0.1:4223',
+      'nats://127.0.0.1:4224',
+    ]);
+    expect(urls({}, 'NATS_URL', ['nats'], true)).toBeUndefined();
+    expect(
+      errorOf(() => urls({ NATS_URL: 'nats://a:4222,http://b:4222' }, 'NATS_URL', ['nats'])).message,
+    ).toBe('NATS_URL: must use nats, got http');
+    expect(errorOf(() => urls({ NATS_URL: ' , ' }, 'NATS_URL', ['nats'])).message).toBe(
+      'NATS_URL: is not a valid URL',
     );
   });
 

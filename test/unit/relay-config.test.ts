@@ -31,6 +31,12 @@ test('when only the required variables are set, then the documented defaults app
   });
 });
 
+test('when NATS_URL lists every node of a cluster, then the relay takes the list as given', () => {
+  const cluster = 'nats://n1:4222,nats://n2:4222,nats://n3:4222';
+  expect(loadRelayConfig({ ...REQUIRED, NATS_URL: cluster }).natsUrls).toEqual(cluster.split(','));
+  expect(configError({ NATS_URL: 'nats://n1:4222,n2' }).message).toMatch(/^NATS_URL: /);
+});
+
 test('when RELAY_METRICS_PORT is set, then metrics are served on it, on 127.0.0.1 unless RELAY_METRICS_HOST says otherwise', () => {
   expect(loadRelayConfig({ ...REQUIRED, RELAY_METRICS_PORT: '9464' }).metrics).toEqual({
     host: '127.0.0.1',

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { hostPort, loadOrExit, optionalString, url, type Env } from '../../lib/env';
+import { hostPort, loadOrExit, optionalString, url, urls, type Env } from '../../lib/env';
 import { startStack, type Stack } from './stack';
 import { ensureTools } from './tools';
 
@@ -27,7 +27,7 @@ function loadConfig(argv: string[], env: Env): DevStackConfig {
   const temporalAddress = optionalString(env, 'TEMPORAL_ADDRESS') && hostPort(env, 'TEMPORAL_ADDRESS');
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres', 'postgresql'], true);
   const temporalUiUrl = url(env, 'TEMPORAL_UI_URL', ['http', 'https'], true);
-  const natsUrl = url(env, 'NATS_URL', ['nats', 'tls'], true);
+  const natsUrl = urls(env, 'NATS_URL', ['nats', 'tls'], true);
   return {
     dataDir: path.resolve(dataDir),
     ...(databaseUrl ? { databaseUrl } : {}),

@@ -109,7 +109,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
  * One stack per data directory: a second one would run a Temporal server on the same
  * temporal.db and a NATS server on the same store. A lock left by a dead process is taken over.
  */
-async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
+export async function lockDataDir(dataDir: string): Promise<() => Promise<void>> {
   const file = path.join(dataDir, 'stack.pid');
   for (;;) {
     try {
@@ -267,7 +267,7 @@ async function registerSearchAttributes(temporal: string, address: string): Prom
 }
 
 /** The CLI reads TEMPORAL_* variables as flag defaults; the embedded server must not. */
-function withoutTemporalSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function withoutTemporalSettings(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('TEMPORAL_')));
 }
 

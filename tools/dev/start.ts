@@ -10,19 +10,13 @@
  * `npm start -- --stack-only`: stack, migrations and catalog only (run the processes
  * yourself, e.g. under a debugger, with the printed URLs).
  */
-import { insertProductIfAbsent } from '../../store/products';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { migrate } from '../../store/migrate';
-import { createPool, type Pool } from '../../store/pool';
-import { hostPort, integer, loadOrExit, optionalString, url, type Env } from '../../lib/env';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
-import {
-  generateEncryptionKey,
-  KEYS_VARIABLE,
-  parseEncryptionKeys,
-  SWITCH_VARIABLE,
-} from '../../lib/payload-codec';
+import { hostPort, integer, loadOrExit, optionalString, splitUrls, url, urls, type Env } from '../../lib/env';
+import { access } from 'node:fs/promises';
+import { KEYS_VARIABLE, parseEncryptionKeys, SWITCH_VARIABLE } from '../../lib/payload-codec';
+import { prepareDatabase } from './demo-data';
+import { localEncryptionKeys } from './encryption-keys';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from './processes';
 import { startStack, type Stack } from './stack';
 import { ensureTools } from './tools';
@@ -55,7 +49,7 @@ function loadConfig(argv: string[], env: Env): StartConfig {
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres', 'postgresql'], true);
   const temporalAddress = optionalString(env, 'TEMPORAL_ADDRESS') && hostPort(env, 'TEMPORAL_ADDRESS');
   const temporalUiUrl = url(env, 'TEMPORAL_UI_URL', ['http', 'https'], true);
-  const natsUrl = url(env, 'NATS_URL', ['nats', 'tls'], true);
+  const natsUrl = urls(env, 'NATS_URL', ['nats', 'tls'], true);
   return {
     stackOnly: values['stack-only'] ?? false,
     ...(databaseUrl ? { databaseUrl } : {}),
@@ -76,27 +70,14 @@ function optionalKeys(env: Env): { encryptionKeys?: string } {
   return { encryptionKeys: keys };
 }
 
-/**
- * The keys every child gets: PAYLOAD_ENCRYPTION_KEYS when given, else the key kept in
- * .data/ (generated on the first run, readable by this user only), so runs and restarts
- * decode each other's payloads. Nothing with PAYLOAD_ENCRYPTION=off and no keys.
- */
-async function encryptionKeysFor(config: StartConfig): Promise<string | undefined> {
-  if (config.encryptionKeys !== undefined) return config.encryptionKeys;
-  if (config.encryptionOff) return undefined;
-  const kept = await readFile(KEYS_FILE, 'utf8').then(
-    (text) => text.trim(),
-    () => undefined,
-  );
-  if (kept !== undefined) {
-    parseEncryptionKeys(kept, KEYS_FILE);
-    return kept;
-  }
-  const generated = generateEncryptionKey(`local-${new Date().toISOString().slice(0, 10)}`);
-  await mkdir(DATA_DIR, { recursive: true });
-  await writeFile(KEYS_FILE, `${generated}\n`, { mode: 0o600, flag: 'wx' });
-  note(`payload encryption: generated a key into ${path.relative(process.cwd(), KEYS_FILE)}`);
-  return generated;
+/** The keys every child gets (tools/dev/encryption-keys.ts): given, kept in .data/, or generated there. */
+function encryptionKeysFor(config: StartConfig): Promise<string | undefined> {
+  return localEncryptionKeys({
+    given: config.encryptionKeys,
+    off: config.encryptionOff,
+    keysFile: KEYS_FILE,
+    note,
+  });
 }
 
 /** The production processes, in start order; they stop api first, then relay and worker. */
@@ -106,13 +87,6 @@ const PROCESSES = [
   { name: 'api', entry: 'api/server.ts', stopTimeoutMs: 10_000 },
 ] as const;
 type ProcessName = (typeof PROCESSES)[number]['name'];
-
-const DEMO_CATALOG = [
-  { sku: 'SKU-1', name: 'Espresso beans 1kg', priceCents: 1_299, available: 100 },
-  { sku: 'SKU-2', name: 'Milk jug 600ml', priceCents: 2_499, available: 100 },
-  // At or above the default APPROVAL_THRESHOLD_CENTS (100000): orders of it wait for approval.
-  { sku: 'SKU-3', name: 'Espresso machine', priceCents: 149_900, available: 20 },
-];
 
 let stack: Stack | undefined;
 const children = new Map<ProcessName, ManagedProcess>();
@@ -159,7 +133,8 @@ async function main(): Promise<void> {
     ...(apiPort !== undefined ? { uiCodecEndpoint: `${apiUrlFor(config.host, apiPort)}/codec` } : {}),
   });
   if (shuttingDown) return;
-  await prepareDatabase(stack.databaseUrl);
+  const applied = await prepareDatabase(stack.databaseUrl, 'order-saga-start');
+  if (applied.length > 0) note(`migrations applied: ${applied.join(', ')}`);
   if (shuttingDown) return;
 
   let apiUrl: string | undefined;
@@ -177,22 +152,6 @@ async function checkEntrypoints(): Promise<void> {
       throw new Error(`${entry} not found (use --stack-only to start just the stack)`);
     });
   }
-}
-
-async function prepareDatabase(databaseUrl: string): Promise<void> {
-  const pool = createPool(databaseUrl, { max: 2, applicationName: 'order-saga-start' });
-  try {
-    const { applied } = await migrate(pool);
-    if (applied.length > 0) note(`migrations applied: ${applied.join(', ')}`);
-    await seedCatalog(pool);
-  } finally {
-    await pool.end();
-  }
-}
-
-/** Demo products; existing rows (and their stock) are left alone. */
-async function seedCatalog(pool: Pool): Promise<void> {
-  for (const { sku, ...product } of DEMO_CATALOG) await insertProductIfAbsent(pool, sku, product);
 }
 
 /** Starts worker, relay and api; resolves with the API's URL once GET /healthz says 200. */
@@ -248,7 +207,7 @@ function printReady(running: Stack, apiUrl: string | undefined): void {
     ...(apiUrl ? [`api: ${apiUrl}`] : []),
     `temporal: ${running.temporalAddress}`,
     `temporal-ui: ${running.temporalUiUrl}`,
-    `nats: ${withoutPassword(running.natsUrl)}`,
+    `nats: ${splitUrls(running.natsUrl).map(withoutPassword).join(',')}`,
     `postgres: ${withoutPassword(running.databaseUrl)}`,
     'ready',
   ];

@@ -1,28 +1,65 @@
 /**
- * Gets the two native tools the local stack needs, pinned:
- *   TEMPORAL_CLI_PATH / NATS_SERVER_PATH → cached binary → `go install` → release download.
+ * Gets the native tools, pinned. The local stack (`npm start`) needs two: the Temporal CLI
+ * and nats-server. The production topology (`npm run start:cluster`) needs nats-server and
+ * the Temporal server, its SQL schema tool with the schema files of the same version, and
+ * the Temporal UI server.
+ *   <NAME>_PATH override → cached binary → `go install` → release download (where one is
+ *   published for the platform) → one line saying what to install.
  * Binaries live in `${XDG_CACHE_HOME:-$HOME/.cache}/order-saga/tools/<name>-<version>/`, so a
  * second run only checks `--version` and returns in milliseconds.
  *
- * CLI: `npm run tools` prints both paths.
+ * CLI: `npm run tools` prints the dev stack's paths; `npm run tools -- --cluster` the cluster's.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { access, chmod, constants, mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  constants,
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  rename,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 export const TEMPORAL_VERSION = '1.5.1';
 export const NATS_SERVER_VERSION = '2.12.15';
-/** The Temporal server and its Web UI server of the production topology (docker-compose.yml). */
+/**
+ * The Temporal server, its schema tool and schema files: one module version. 1.32.2 needs
+ * Go ≥ 1.26.10 to build; 1.32.1 declares go 1.26.8.
+ */
 export const TEMPORAL_SERVER_VERSION = '1.32.1';
-export const UI_SERVER_VERSION = '2.42.1';
-const MIN_GO = { major: 1, minor: 22 };
+export const TEMPORAL_UI_SERVER_VERSION = '2.42.1';
+
+interface GoVersion {
+  major: number;
+  minor: number;
+  patch: number;
+}
+/** What the CLI and nats-server need; a tool that needs more says so in its spec. */
+const MIN_GO: GoVersion = { major: 1, minor: 22, patch: 0 };
+/** go.temporal.io/server v1.32.1's go.mod: `go 1.26.8`. */
+const TEMPORAL_SERVER_MIN_GO: GoVersion = { major: 1, minor: 26, patch: 8 };
 
 export interface Tools {
   temporal: string;
   natsServer: string;
+}
+
+/** What `npm run start:cluster` runs (tools/dev/cluster-stack.ts). */
+export interface ClusterTools {
+  natsServer: string;
+  temporalServer: string;
+  temporalSqlTool: string;
+  /** Holds `temporal/` and `visibility/` (each with `versioned/`): schema/postgresql/v12. */
+  temporalSchemaDir: string;
+  temporalUiServer: string;
 }
 
 export type Log = (line: string) => void;
@@ -36,10 +73,26 @@ interface ToolSpec {
   envVar: string;
   goModule: string;
   goPackage: string;
+  /** What `go install` names the binary (the package's last element), when not `binary`. */
+  goBinary?: string;
+  /** The Go the module's go.mod asks for, when above MIN_GO. */
+  minGo?: GoVersion;
   /** `go install` of a tagged module leaves temporal's version at its 0.0.0-DEV default. */
   goLdflags?: string;
-  /** The release archive for a platform. */
-  releaseUrl(platform: Platform): string;
+  /** The release archive for a platform, where the project publishes one we can use. */
+  releaseUrl?(platform: Platform): string;
+}
+
+/** Files (not a binary) taken from a module's source, as `go mod download` leaves it. */
+interface ModuleFilesSpec {
+  name: string;
+  version: string;
+  envVar: string;
+  goModule: string;
+  /** Copied from <module dir>/<from> to <cache dir>/<from>; the tool uses that folder. */
+  from: string;
+  /** Present when the copy is complete (checked relative to the copied folder). */
+  proof: string[];
 }
 
 interface Platform {
@@ -71,6 +124,48 @@ const NATS_SERVER: ToolSpec = {
     `https://github.com/nats-io/nats-server/releases/download/v${NATS_SERVER_VERSION}/nats-server-v${NATS_SERVER_VERSION}-${system}-${arch}.tar.gz`,
 };
 
+const TEMPORAL_SERVER: ToolSpec = {
+  name: 'temporal-server',
+  binary: 'temporal-server',
+  version: TEMPORAL_SERVER_VERSION,
+  envVar: 'TEMPORAL_SERVER_PATH',
+  goModule: 'go.temporal.io/server',
+  goPackage: 'go.temporal.io/server/cmd/server',
+  goBinary: 'server',
+  minGo: TEMPORAL_SERVER_MIN_GO,
+};
+
+const TEMPORAL_SQL_TOOL: ToolSpec = {
+  name: 'temporal-sql-tool',
+  binary: 'temporal-sql-tool',
+  version: TEMPORAL_SERVER_VERSION,
+  envVar: 'TEMPORAL_SQL_TOOL_PATH',
+  goModule: 'go.temporal.io/server',
+  goPackage: 'go.temporal.io/server/cmd/tools/sql',
+  goBinary: 'sql',
+  minGo: TEMPORAL_SERVER_MIN_GO,
+};
+
+const TEMPORAL_SCHEMA: ModuleFilesSpec = {
+  name: 'temporal-schema',
+  version: TEMPORAL_SERVER_VERSION,
+  envVar: 'TEMPORAL_SCHEMA_DIR',
+  goModule: 'go.temporal.io/server',
+  from: 'schema/postgresql/v12',
+  proof: ['temporal/versioned', 'visibility/versioned'],
+};
+
+const TEMPORAL_UI_SERVER: ToolSpec = {
+  name: 'temporal-ui-server',
+  binary: 'temporal-ui-server',
+  version: TEMPORAL_UI_SERVER_VERSION,
+  envVar: 'TEMPORAL_UI_SERVER_PATH',
+  goModule: 'github.com/temporalio/ui-server/v2',
+  goPackage: 'github.com/temporalio/ui-server/v2/cmd/server',
+  goBinary: 'server',
+  minGo: { major: 1, minor: 24, patch: 0 },
+};
+
 export function toolsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const cacheHome = env.XDG_CACHE_HOME?.trim() || path.join(os.homedir(), '.cache');
   return path.join(cacheHome, 'order-saga', 'tools');
@@ -88,10 +183,34 @@ export async function ensureTools(
   return { temporal, natsServer };
 }
 
+/**
+ * The tools of `npm run start:cluster`, installed on first use: about 2 minutes for the
+ * Temporal server on a warm Go module cache (more when its modules must be downloaded), the
+ * rest in seconds.
+ */
+export async function ensureClusterTools(
+  log: Log = (line) => process.stderr.write(`${line}\n`),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ClusterTools> {
+  const go = await findGo();
+  const context = { go, log, env };
+  const natsServer = await ensureTool(NATS_SERVER, context);
+  const temporalServer = await ensureTool(TEMPORAL_SERVER, context);
+  const temporalSqlTool = await ensureTool(TEMPORAL_SQL_TOOL, context);
+  const temporalSchemaDir = await ensureModuleFiles(TEMPORAL_SCHEMA, context);
+  const temporalUiServer = await ensureTool(TEMPORAL_UI_SERVER, context);
+  return { natsServer, temporalServer, temporalSqlTool, temporalSchemaDir, temporalUiServer };
+}
+
 interface InstallContext {
-  go: string | undefined;
+  go: GoCommand | undefined;
   log: Log;
   env: NodeJS.ProcessEnv;
+}
+
+interface GoCommand {
+  command: string;
+  version: GoVersion;
 }
 
 async function ensureTool(spec: ToolSpec, { go, log, env }: InstallContext): Promise<string> {
@@ -104,9 +223,12 @@ async function ensureTool(spec: ToolSpec, { go, log, env }: InstallContext): Pro
 
   await mkdir(dir, { recursive: true });
   const failures: string[] = [];
-  if (go) {
+  const minGo = spec.minGo ?? MIN_GO;
+  if (go && !atLeast(go.version, minGo)) {
+    failures.push(`go install needs Go ≥${formatGo(minGo)}, found ${formatGo(go.version)}`);
+  } else if (go) {
     try {
-      await goInstall(spec, go, dir, log);
+      await goInstall(spec, go.command, dir, log);
       if (await isInstalled(spec, target, go)) return target;
       failures.push('go install produced a binary that does not report the pinned version');
     } catch (error) {
@@ -114,7 +236,7 @@ async function ensureTool(spec: ToolSpec, { go, log, env }: InstallContext): Pro
     }
   }
   const platform = currentPlatform();
-  if (platform) {
+  if (platform && spec.releaseUrl) {
     try {
       await download(spec, spec.releaseUrl(platform), dir, log);
       if (await isInstalled(spec, target, go)) return target;
@@ -124,10 +246,72 @@ async function ensureTool(spec: ToolSpec, { go, log, env }: InstallContext): Pro
     }
   }
   const why = failures.length > 0 ? ` [${failures.join('; ')}]` : '';
+  const sources = spec.releaseUrl ? ' or internet access' : '';
   throw new Error(
-    `need Go ≥${MIN_GO.major}.${MIN_GO.minor} (go install) or internet access to get ${spec.name} v${spec.version}; ` +
+    `need Go ≥${formatGo(minGo)} (go install)${sources} to get ${spec.name} v${spec.version}; ` +
       `or set ${spec.envVar}${why}`,
   );
+}
+
+/**
+ * A folder of a module's source (e.g. the SQL schema next to the schema tool), copied into
+ * the cache from the Go module cache (`go mod download` fetches it when missing).
+ */
+async function ensureModuleFiles(spec: ModuleFilesSpec, { go, log, env }: InstallContext): Promise<string> {
+  const override = env[spec.envVar]?.trim();
+  if (override) {
+    const dir = path.resolve(override);
+    if (!(await hasAll(dir, spec.proof))) {
+      throw new Error(`${spec.envVar}: ${dir} does not hold ${spec.proof.join(' and ')}`);
+    }
+    return dir;
+  }
+  const dir = path.join(toolsCacheDir(env), `${spec.name}-${spec.version}`);
+  const target = path.join(dir, spec.from);
+  if (await hasAll(target, spec.proof)) return target;
+  if (!go) {
+    throw new Error(`need Go to get ${spec.name} v${spec.version} (${spec.from}); or set ${spec.envVar}`);
+  }
+  log(`tools: copying ${spec.from} of ${spec.goModule} v${spec.version} into ${dir}…`);
+  await mkdir(dir, { recursive: true });
+  const { stdout } = await execFileAsync(
+    go.command,
+    ['mod', 'download', '-json', `${spec.goModule}@v${spec.version}`],
+    // Outside any module: `go mod download` of a module@version needs no go.mod.
+    { cwd: os.tmpdir(), timeout: 600_000, maxBuffer: 4 * 1024 * 1024 },
+  );
+  const moduleDir = (JSON.parse(stdout) as { Dir?: string; Error?: string }).Dir;
+  if (!moduleDir) throw new Error(`go mod download gave no directory for ${spec.goModule}@v${spec.version}`);
+  // Into a scratch folder, then renamed: a killed copy never passes for a complete one.
+  const scratch = await mkdtemp(path.join(dir, '.copy-'));
+  try {
+    await cp(path.join(moduleDir, spec.from), path.join(scratch, 'files'), { recursive: true });
+    // The module cache is read-only; the copy must stay removable.
+    await run('chmod', ['-R', 'u+w', scratch], process.env);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rm(target, { recursive: true, force: true });
+    await rename(path.join(scratch, 'files'), target);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+  if (!(await hasAll(target, spec.proof))) {
+    throw new Error(
+      `${spec.goModule}@v${spec.version} has no ${spec.proof.join(' and ')} under ${spec.from}`,
+    );
+  }
+  return target;
+}
+
+async function hasAll(dir: string, entries: string[]): Promise<boolean> {
+  const found = await Promise.all(
+    entries.map((entry) =>
+      access(path.join(dir, entry)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return found.every(Boolean);
 }
 
 async function checkOverride(spec: ToolSpec, file: string): Promise<string> {
@@ -143,12 +327,12 @@ async function checkOverride(spec: ToolSpec, file: string): Promise<string> {
  * A cached binary counts when it runs and reports the pinned version. Binaries built by a
  * plain `go install` say 0.0.0-DEV; for those Go's embedded module info is the proof.
  */
-async function isInstalled(spec: ToolSpec, file: string, go: string | undefined): Promise<boolean> {
+async function isInstalled(spec: ToolSpec, file: string, go: GoCommand | undefined): Promise<boolean> {
   try {
     const { stdout } = await execFileAsync(file, ['--version'], { timeout: 10_000 });
     if (stdout.includes(spec.version)) return true;
     if (!go) return false;
-    const info = await execFileAsync(go, ['version', '-m', file], { timeout: 10_000 });
+    const info = await execFileAsync(go.command, ['version', '-m', file], { timeout: 10_000 });
     return new RegExp(
       `^\\s*mod\\s+${escapeRegExp(spec.goModule)}\\s+v${escapeRegExp(spec.version)}\\s`,
       'm',
@@ -173,7 +357,7 @@ async function goInstall(spec: ToolSpec, go: string, dir: string, log: Log): Pro
       { ...process.env, GOBIN: scratch },
       logFile,
     );
-    await rename(path.join(scratch, spec.binary), path.join(dir, spec.binary));
+    await rename(path.join(scratch, spec.goBinary ?? spec.binary), path.join(dir, spec.binary));
   } catch (error) {
     throw new Error(`${message(error)}; see ${logFile}`);
   } finally {
@@ -203,19 +387,27 @@ async function download(spec: ToolSpec, url: string, dir: string, log: Log): Pro
   }
 }
 
-/** Returns the `go` command when Go is installed and new enough, else undefined. */
-async function findGo(): Promise<string | undefined> {
+/** The `go` command and its version when Go is installed and at least MIN_GO, else undefined. */
+async function findGo(): Promise<GoCommand | undefined> {
   try {
     const { stdout } = await execFileAsync('go', ['version'], { timeout: 10_000 });
-    const match = /go(\d+)\.(\d+)/.exec(stdout);
+    const match = /go(\d+)\.(\d+)(?:\.(\d+))?/.exec(stdout);
     if (!match) return undefined;
-    const [major, minor] = [Number(match[1]), Number(match[2])];
-    const recentEnough = major > MIN_GO.major || (major === MIN_GO.major && minor >= MIN_GO.minor);
-    return recentEnough ? 'go' : undefined;
+    const version = { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3] ?? 0) };
+    return atLeast(version, MIN_GO) ? { command: 'go', version } : undefined;
   } catch {
     return undefined;
   }
 }
+
+function atLeast(version: GoVersion, minimum: GoVersion): boolean {
+  if (version.major !== minimum.major) return version.major > minimum.major;
+  if (version.minor !== minimum.minor) return version.minor > minimum.minor;
+  return version.patch >= minimum.patch;
+}
+
+const formatGo = ({ major, minor, patch }: GoVersion): string =>
+  patch === 0 ? `${major}.${minor}` : `${major}.${minor}.${patch}`;
 
 function currentPlatform(): Platform | undefined {
   const system = process.platform === 'linux' || process.platform === 'darwin' ? process.platform : undefined;
@@ -254,8 +446,21 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 if (require.main === module) {
-  ensureTools().then(
-    (tools) => process.stdout.write(`temporal: ${tools.temporal}\nnats-server: ${tools.natsServer}\n`),
+  const cluster = process.argv.includes('--cluster');
+  const paths: Promise<Record<string, string>> = cluster
+    ? ensureClusterTools().then((tools) => ({
+        'nats-server': tools.natsServer,
+        'temporal-server': tools.temporalServer,
+        'temporal-sql-tool': tools.temporalSqlTool,
+        'temporal-schema': tools.temporalSchemaDir,
+        'temporal-ui-server': tools.temporalUiServer,
+      }))
+    : ensureTools().then((tools) => ({ temporal: tools.temporal, 'nats-server': tools.natsServer }));
+  paths.then(
+    (tools) => {
+      const lines = Object.entries(tools).map(([name, file]) => `${name}: ${file}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    },
     (error: unknown) => {
       process.stderr.write(`${message(error)}\n`);
       process.exit(1);
