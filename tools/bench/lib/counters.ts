@@ -111,8 +111,11 @@ export function formatCounter(stat: CounterStat | undefined): string {
  * Postgres write transactions between two reads of `pg_current_xact_id()`, each read in a
  * transaction of its own. A transaction gets an id the first time it writes (and each read
  * takes one, which is why it counts itself), so the ids handed out strictly between the two
- * reads are the write transactions of everyone else: `after - before - 1`. A subtransaction
- * (savepoint) that writes takes an id of its own and counts as one more.
+ * reads are the write transactions of everyone else: `after - before - 1`. "Writes" is
+ * Postgres's own notion: any row inserted, updated or deleted, a row lock (SELECT … FOR
+ * UPDATE writes the row's header), a NOTIFY; a read-only transaction takes no id and is not
+ * counted. A subtransaction (savepoint) that writes takes an id of its own and counts as
+ * one more. Ids are the server's, shared by all its databases.
  */
 export interface WriteTransactions {
   /** pg_current_xact_id() before the measured step, and after its sagas and their events were done. */
