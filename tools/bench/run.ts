@@ -659,12 +659,12 @@ async function measureCounted(
   try {
     await settle(run, label);
     const quietBefore = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
-    const before = await ids.read();
+    const before = await optional(run, `${label} transaction id before`, () => ids.read());
     const { record, raw } = await measureStepRun(run, driver, label, step);
     // The step's late sagas, then the relay's last marks: their writes are the saga's too.
     const finished = await run.tracker.waitUntilIdle(config.plan.settleMs, run.signal);
     const quietAfter = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
-    const after = await ids.read();
+    const after = await optional(run, `${label} transaction id after`, () => ids.read());
     const completed = raw.accepted.filter(({ sample }) => sample.status === 'COMPLETED');
     if (!quietBefore || !finished || !quietAfter) {
       run.notes.push(
@@ -672,7 +672,10 @@ async function measureCounted(
           `(${[!quietBefore && 'events of earlier steps unpublished at the start', !finished && 'sagas still running at the end', !quietAfter && 'events unpublished at the end'].filter(Boolean).join(', ')}): approximate`,
       );
     }
-    const writes = writeTransactions(before, after, completed.length, writersIncluded(config.engine));
+    const writes =
+      before === null || after === null
+        ? null
+        : writeTransactions(before, after, completed.length, writersIncluded(config.engine));
     const histories = await optional(run, `${label} histories`, () =>
       countSagaHistories(
         client,
@@ -691,8 +694,8 @@ async function measureCounted(
       writeTransactions: writes,
     };
     say(
-      `  per saga (${writes.sagas} completed, ${perSaga.history?.sampled ?? 0} of ${HISTORY_SAMPLE} histories): ` +
-        `${Number.isNaN(writes.perSaga) ? '–' : writes.perSaga.toFixed(1)} Postgres write transactions` +
+      `  per saga (${completed.length} completed, ${perSaga.history?.sampled ?? 0} of ${HISTORY_SAMPLE} histories): ` +
+        `${writes && !Number.isNaN(writes.perSaga) ? writes.perSaga.toFixed(1) : '–'} Postgres write transactions` +
         (stats
           ? `, ${HISTORY_COUNTERS.map((c) => `${formatCounter(stats[c])} ${COUNTER_LABELS[c]}`).join(', ')}`
           : ''),
