@@ -787,10 +787,17 @@ describe('per saga counters', () => {
   });
 
   it("when transaction ids are read around a step, then the bench's own read is taken off and the rest divided by the sagas", () => {
-    const writes = writeTransactions(1_000, 1_201, 20, 'everything');
-    expect(writes).toMatchObject({ reads: 1, transactions: 200, sagas: 20, perSaga: 10 });
-    expect(writeTransactions(5, 6, 0, '').perSaga).toBeNaN();
-    expect(() => writeTransactions(10, 5, 1, '')).toThrow(/not a window/);
+    const writes = writeTransactions({ before: 1_000, after: 1_201, ms: 10_000 }, 20, 'everything');
+    expect(writes).toMatchObject({ reads: 1, transactions: 200, sagas: 20, perSaga: 10, background: null });
+    expect(writeTransactions({ before: 5, after: 6, ms: 1 }, 0, '').perSaga).toBeNaN();
+    expect(() => writeTransactions({ before: 10, after: 5, ms: 1 }, 1, '')).toThrow(/not a window/);
+    // With no load, 7 writes (8 ids less the read's own) in 2 s: about 35 of a 10 s window's.
+    const idle = { before: 900, after: 908, ms: 2_000 };
+    expect(writeTransactions({ before: 1_000, after: 1_201, ms: 10_000 }, 20, '', idle).background).toEqual({
+      transactions: 7,
+      ms: 2_000,
+      inWindow: 35,
+    });
   });
 
   it('when a sample is taken, then it is spread over the items, first and last included', () => {
@@ -880,7 +887,7 @@ describe('bench compare', () => {
       perSaga: {
         step: 'half load',
         history: { sampled: 1, counters: stats },
-        writeTransactions: writeTransactions(100, 191, 10, 'everything'),
+        writeTransactions: writeTransactions({ before: 100, after: 191, ms: 5_000 }, 10, 'everything'),
       },
       cpuMsPerSaga: { worker: 30, temporal: 50 },
     });
@@ -910,7 +917,12 @@ describe('bench compare', () => {
         perSaga: {
           step: 'half load',
           history: { sampled: 1, counters: stats },
-          writeTransactions: writeTransactions(100, 301, 10, 'the api and the worker'),
+          writeTransactions: writeTransactions(
+            { before: 100, after: 301, ms: 8_000 },
+            10,
+            'the api and the worker',
+            { before: 50, after: 61, ms: 4_000 },
+          ),
         },
       }),
     );
@@ -919,8 +931,9 @@ describe('bench compare', () => {
     );
     expect(markdown).toContain('| per happy saga at 50 %: patch markers (history of 1 sagas) | 3 |  |  |');
     expect(markdown).toMatch(
-      /Postgres write transactions .* \| 20\.0 \(200 for 10 sagas\) \| ≤ 10 \| missed \|/,
+      /Postgres write transactions .* \| 20\.0 \(200 for 10 sagas; about 20 with time, not sagas\) \| ≤ 10 \| missed \|/,
     );
     expect(markdown).toContain('Included: the api and the worker.');
+    expect(markdown).toContain('about 20 of the 200 came with the 8.0 s the step took');
   });
 });

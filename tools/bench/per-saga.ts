@@ -9,7 +9,8 @@ import type { Client } from '@temporalio/client';
 import { workflowIdFor } from '../../contracts/index';
 import { createPool, type Pool } from '../../store/pool';
 import type { Engine } from './config';
-import { completedRun, countHistory, spreadSample, type HistoryCounts } from './lib/counters';
+import { performance } from 'node:perf_hooks';
+import { completedRun, countHistory, spreadSample, type HistoryCounts, type IdWindow } from './lib/counters';
 
 /** How many completed sagas' histories are counted. */
 export const HISTORY_SAMPLE = 20;
@@ -30,6 +31,8 @@ export function writersIncluded(engine: Engine): string {
 export interface TransactionIds {
   /** pg_current_xact_id() in a transaction of its own: takes an id, and returns it. */
   read(): Promise<number>;
+  /** The ids read around `during` and how long it took (ms). */
+  window(during: () => Promise<unknown>): Promise<IdWindow>;
   /** Resolves once the outbox holds nothing to publish (false at the deadline). */
   relayCaughtUp(timeoutMs: number, signal: AbortSignal): Promise<boolean>;
   close(): Promise<void>;
@@ -43,13 +46,21 @@ export function transactionIds(databaseUrl: string): TransactionIds {
     );
     return rows[0]?.pending ?? 0;
   };
+  const read = async (): Promise<number> => {
+    // Outside any transaction of ours: the statement is its own transaction, which the id ends.
+    const { rows } = await pool.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+    const xid = Number(rows[0]?.xid);
+    if (!Number.isSafeInteger(xid)) throw new Error(`pg_current_xact_id() returned ${rows[0]?.xid}`);
+    return xid;
+  };
   return {
-    read: async () => {
-      // Outside any transaction of ours: the statement is its own transaction, which the id ends.
-      const { rows } = await pool.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
-      const xid = Number(rows[0]?.xid);
-      if (!Number.isSafeInteger(xid)) throw new Error(`pg_current_xact_id() returned ${rows[0]?.xid}`);
-      return xid;
+    read,
+    window: async (during) => {
+      const before = await read();
+      const started = performance.now();
+      await during();
+      const after = await read();
+      return { before, after, ms: performance.now() - started };
     },
     relayCaughtUp: async (timeoutMs, signal) => {
       const deadline = Date.now() + timeoutMs;

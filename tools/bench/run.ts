@@ -27,6 +27,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -98,6 +99,8 @@ import { bundleStepRecorder, captureSagaTemplate, type SagaTemplate } from './te
 import { Tracker, followStream } from './tracker';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** How long the background writes (no load) are counted before the half-load step. */
+const BACKGROUND_MS = 3_000;
 /** The drain test's first, small backlog: its rate sizes the measured one. */
 const DRAIN_PROBE_EVENTS = 1_000;
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -659,12 +662,17 @@ async function measureCounted(
   try {
     await settle(run, label);
     const quietBefore = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
+    const idle = await optional(run, `${label} background write transactions`, () =>
+      ids.window(() => delay(BACKGROUND_MS, undefined, { signal: run.signal })),
+    );
     const before = await optional(run, `${label} transaction id before`, () => ids.read());
+    const beforeAt = performance.now();
     const { record, raw } = await measureStepRun(run, driver, label, step);
     // The step's late sagas, then the relay's last marks: their writes are the saga's too.
     const finished = await run.tracker.waitUntilIdle(config.plan.settleMs, run.signal);
     const quietAfter = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
     const after = await optional(run, `${label} transaction id after`, () => ids.read());
+    const windowMs = performance.now() - beforeAt;
     const completed = raw.accepted.filter(({ sample }) => sample.status === 'COMPLETED');
     if (!quietBefore || !finished || !quietAfter) {
       run.notes.push(
@@ -675,7 +683,12 @@ async function measureCounted(
     const writes =
       before === null || after === null
         ? null
-        : writeTransactions(before, after, completed.length, writersIncluded(config.engine));
+        : writeTransactions(
+            { before, after, ms: windowMs },
+            completed.length,
+            writersIncluded(config.engine),
+            idle,
+          );
     const histories = await optional(run, `${label} histories`, () =>
       countSagaHistories(
         client,

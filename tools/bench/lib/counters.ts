@@ -131,19 +131,42 @@ export interface WriteTransactions {
   perSaga: number;
   /** What wrote in that window, in words. */
   includes: string;
+  /** How long the window lasted (ms). */
+  windowMs: number;
+  /**
+   * Writes that come with time, not with sagas (the relay's lease, autovacuum…): counted the
+   * same way over `ms` with no load just before; `perSaga` includes them, `inWindow` is their
+   * share at that rate (null: not measured).
+   */
+  background: { transactions: number; ms: number; inWindow: number } | null;
 }
 
-export function writeTransactions(
-  before: number,
-  after: number,
-  sagas: number,
-  includes: string,
-): WriteTransactions {
-  const reads = 1;
-  const transactions = after - before - reads;
+/** A window: the ids read at its start and end, and when (ms). */
+export interface IdWindow {
+  before: number;
+  after: number;
+  ms: number;
+}
+
+/** Write transactions in a window: the ids in between, less the `after` read's own. */
+function writesIn({ before, after }: IdWindow): number {
+  const transactions = after - before - 1;
   if (!Number.isInteger(transactions) || transactions < 0) {
     throw new Error(`transaction ids went from ${before} to ${after}: not a window of this server`);
   }
+  return transactions;
+}
+
+export function writeTransactions(
+  window: IdWindow,
+  sagas: number,
+  includes: string,
+  idle: IdWindow | null = null,
+): WriteTransactions {
+  const { before, after } = window;
+  const reads = 1;
+  const transactions = writesIn(window);
+  const idleWrites = idle ? writesIn(idle) : null;
   return {
     before,
     after,
@@ -152,6 +175,15 @@ export function writeTransactions(
     sagas,
     perSaga: sagas > 0 ? transactions / sagas : Number.NaN,
     includes,
+    windowMs: window.ms,
+    background:
+      idle && idleWrites !== null && idle.ms > 0
+        ? {
+            transactions: idleWrites,
+            ms: idle.ms,
+            inWindow: Math.round((idleWrites * window.ms) / idle.ms),
+          }
+        : null,
   };
 }
 

@@ -225,7 +225,8 @@ function perSagaRows(result: BenchResult): string[][] {
     [
       'per happy saga at 50 %: Postgres write transactions (transaction ids; everything on the server)',
       writes
-        ? `${Number.isNaN(writes.perSaga) ? '–' : writes.perSaga.toFixed(1)} (${writes.transactions} for ${writes.sagas} sagas)`
+        ? `${Number.isNaN(writes.perSaga) ? '–' : writes.perSaga.toFixed(1)} (${writes.transactions} for ${writes.sagas} sagas` +
+          (writes.background ? `; about ${writes.background.inWindow} with time, not sagas)` : ')')
         : '–',
       `≤ ${WRITE_TRANSACTIONS_TARGET}`,
       check(writes && !Number.isNaN(writes.perSaga) ? writes.perSaga <= WRITE_TRANSACTIONS_TARGET : null),
@@ -440,7 +441,12 @@ function perSagaNote(result: BenchResult): string | undefined {
       `Write transactions: \`pg_current_xact_id()\` read in a transaction of its own before the ${perSaga.step} step ` +
         `(${writes.before}) and after its sagas finished and the relay had published their events (${writes.after}); ` +
         `${writes.after} − ${writes.before} − ${writes.reads} (the bench's own read) = ${writes.transactions} transactions that wrote, ` +
-        `÷ ${writes.sagas} completed sagas. Included: ${writes.includes}.`,
+        `÷ ${writes.sagas} completed sagas. Included: ${writes.includes}.` +
+        (writes.background
+          ? ` With no load, just before, the server took ${writes.background.transactions} write transactions in ` +
+            `${(writes.background.ms / 1000).toFixed(1)} s: at that rate about ${writes.background.inWindow} of the ` +
+            `${writes.transactions} came with the ${(writes.windowMs / 1000).toFixed(1)} s the step took, not with its sagas.`
+          : ''),
     );
   }
   return lines.join('\n\n') || undefined;
