@@ -61,3 +61,23 @@ export async function resetProduct(pool: Pool, sku: string, input: ProductInput)
     [sku, input.name, input.priceCents, input.available],
   );
 }
+
+/** Creates or replaces many products in one statement (the bench's catalog); `reserved` is kept. */
+export async function upsertProducts(
+  pool: Pool,
+  products: ReadonlyArray<{ sku: string } & ProductInput>,
+): Promise<void> {
+  await pool.query(
+    `INSERT INTO products (sku, name, price_cents, available)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[])
+     ON CONFLICT (sku) DO UPDATE
+       SET name = EXCLUDED.name, price_cents = EXCLUDED.price_cents, available = EXCLUDED.available,
+           updated_at = now()`,
+    [
+      products.map((product) => product.sku),
+      products.map((product) => product.name),
+      products.map((product) => product.priceCents),
+      products.map((product) => product.available),
+    ],
+  );
+}

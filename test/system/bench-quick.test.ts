@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BenchResult, StepRecord } from '../../tools/bench/lib/result';
 import { parseResult } from '../../tools/bench/lib/result-json';
+import { HISTORY_COUNTERS } from '../../tools/bench/lib/counters';
 import { runScript } from '../support/run-script';
 
 /** The quick run budgets itself under 2 minutes; this only stops a hang. */
@@ -78,8 +79,36 @@ describe('npm run bench -- --quick', () => {
         expect.arrayContaining(['worker', 'api', 'temporal']),
       );
 
+      // Per happy saga counters (half load): exact counts, so integers; never how many.
+      const perSaga = result.perSaga;
+      expect(perSaga?.history?.sampled).toBeGreaterThan(0);
+      const counters = perSaga!.history!.counters;
+      const positiveInteger = (value: number): void => {
+        expect(Number.isInteger(value)).toBe(true);
+        expect(value).toBeGreaterThan(0);
+      };
+      // A saga always has events, workflow tasks and at least one activity (the payments bulkhead).
+      for (const counter of ['events', 'workflowTasks', 'activities'] as const) {
+        positiveInteger(counters[counter].min);
+        positiveInteger(counters[counter].max);
+      }
+      // The others may rightly be 0 (patches retired, steps no longer local): measured, whole.
+      for (const counter of HISTORY_COUNTERS) {
+        expect(Number.isInteger(counters[counter].min) && counters[counter].min >= 0).toBe(true);
+      }
+      const writes = perSaga!.writeTransactions!;
+      positiveInteger(writes.transactions);
+      positiveInteger(writes.sagas);
+      expect(writes.perSaga).toBeCloseTo(writes.transactions / writes.sagas, 6);
+      // Spread over many SKUs from a seed it names; the hot SKU ran as its own search.
+      expect(result.settings.load?.products).toBeGreaterThan(1);
+      expect(Number.isInteger(result.settings.load?.seed)).toBe(true);
+      expect(result.hot?.steps.length).toBeGreaterThan(0);
+      expect(result.settings.engine).toBe('dev');
+
       const markdown = await readFile(path.join(outDir, `${stem}.md`), 'utf8');
       expect(markdown).toMatch(/\| *sagas\/s/i);
+      expect(markdown).toMatch(/\| per happy saga at 50 %: workflow tasks/);
       const svg = await readFile(path.join(outDir, `${stem}.svg`), 'utf8');
       expect(svg).toMatch(/^<svg[\s\S]*<\/svg>\s*$/);
     },

@@ -39,6 +39,20 @@ import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from '../../too
 import { percentile, summarize } from '../../tools/bench/lib/stats';
 import { stepMetrics, type OrderSample } from '../../tools/bench/lib/step';
 import { escapeXml, linearTicks, logBounds, logTicks, renderChart } from '../../tools/bench/lib/svg';
+import {
+  completedRun,
+  counterStats,
+  countHistory,
+  formatCounter,
+  PATCH_MARKER,
+  spreadSample,
+  writeTransactions,
+} from '../../tools/bench/lib/counters';
+import { catalogSkus, CATALOG, orderLinesSource, spreadLines } from '../../tools/bench/lib/workload';
+import { compareTable } from '../../tools/bench/lib/compare';
+import { loadBenchConfig } from '../../tools/bench/config';
+import { seededRng } from '../../tools/fixtures/seed';
+import { ConfigError } from '../../lib/env';
 
 /**
  * The pure parts of `npm run bench` (tools/bench/lib): the definitions behind every figure it
@@ -562,7 +576,7 @@ describe('saga shape', () => {
 /** A result with every phase missing; tests fill in what they look at. */
 function emptyResult(overrides: Partial<BenchResult> = {}): BenchResult {
   return {
-    schema: 2,
+    schema: 3,
     mode: 'quick',
     startedAt: '2025-01-01T00:00:00.000Z',
     finishedAt: '2025-01-01T00:01:00.000Z',
@@ -589,10 +603,12 @@ function emptyResult(overrides: Partial<BenchResult> = {}): BenchResult {
     happy: null,
     half: null,
     mix: null,
+    hot: null,
     bare: null,
     direct: [],
     drain: null,
     ratios: { sagaOverBare: null, sagaOverDirect: null },
+    perSaga: null,
     cpuMsPerSaga: null,
     cpuMsPerBareRun: null,
     notes: [],
@@ -696,7 +712,7 @@ describe('result JSON', () => {
     expect(back.ratios.sagaOverBare).toBeNull();
   });
 
-  it('when a schema 1 result (before local activities) is read, then it becomes schema 2, every step an activity', () => {
+  it('when a schema 1 result (before local activities) is read, then it becomes schema 3, every step an activity', () => {
     const { schema: _schema, saga: _saga, bare: _bare, ...rest } = emptyResult();
     const v1 = {
       ...rest,
@@ -705,7 +721,9 @@ describe('result JSON', () => {
       bare: { activities: 2, idle: idleStep(80, 90), localIdle: idleStep(30, 40), search: null },
     };
     const back = parseResult(JSON.stringify(v1));
-    expect(back.schema).toBe(2);
+    expect(back.schema).toBe(3);
+    expect(back.perSaga).toBeNull();
+    expect(back.hot).toBeNull();
     expect(back.saga).toEqual({
       steps: [
         { activity: 'createOrder', local: false, taskQueue: null },
@@ -721,5 +739,201 @@ describe('result JSON', () => {
       ['2 local activities', 30],
     ]);
     expect(renderMarkdown(back)).toContain('createOrder [?] → completeOrder [?]');
+  });
+});
+
+describe('per saga counters', () => {
+  const history = (events: object[]): History => ({ events });
+  const marker = (markerName: string) => ({ markerRecordedEventAttributes: { markerName } });
+  const saga = history([
+    { workflowExecutionStartedEventAttributes: {} },
+    { workflowTaskScheduledEventAttributes: {} },
+    { workflowTaskStartedEventAttributes: {} },
+    { workflowTaskCompletedEventAttributes: {} },
+    marker(LOCAL_ACTIVITY_MARKER),
+    marker(PATCH_MARKER),
+    { upsertWorkflowSearchAttributesEventAttributes: {} },
+    marker(LOCAL_ACTIVITY_MARKER),
+    { activityTaskScheduledEventAttributes: {} },
+    { activityTaskStartedEventAttributes: {} },
+    { activityTaskCompletedEventAttributes: {} },
+    { workflowTaskScheduledEventAttributes: {} },
+    { workflowTaskStartedEventAttributes: {} },
+    { workflowTaskCompletedEventAttributes: {} },
+    marker('something_else'),
+    { workflowExecutionCompletedEventAttributes: {} },
+  ]);
+
+  it('when a history is counted, then events, completed workflow tasks, activities, each kind of marker and upserts come out', () => {
+    expect(countHistory(saga)).toEqual({
+      events: 16,
+      workflowTasks: 2,
+      activities: 1,
+      localActivities: 2,
+      patchMarkers: 1,
+      otherMarkers: 1,
+      searchAttributeUpserts: 1,
+    });
+    expect(completedRun(saga)).toBe(true);
+    expect(completedRun(history([{ workflowExecutionStartedEventAttributes: {} }]))).toBe(false);
+  });
+
+  it('when sampled sagas are summed up, then equal counts print as one integer and differing ones as mean (min–max)', () => {
+    const one = countHistory(saga);
+    const stats = counterStats([one, { ...one, events: 18 }])!;
+    expect(formatCounter(stats.workflowTasks)).toBe('2');
+    expect(formatCounter(stats.events)).toBe('17.0 (16–18)');
+    expect(counterStats([])).toBeNull();
+  });
+
+  it("when transaction ids are read around a step, then the bench's own read is taken off and the rest divided by the sagas", () => {
+    const writes = writeTransactions({ before: 1_000, after: 1_201, ms: 10_000 }, 20, 'everything');
+    expect(writes).toMatchObject({ reads: 1, transactions: 200, sagas: 20, perSaga: 10, background: null });
+    expect(writeTransactions({ before: 5, after: 6, ms: 1 }, 0, '').perSaga).toBeNaN();
+    expect(() => writeTransactions({ before: 10, after: 5, ms: 1 }, 1, '')).toThrow(/not a window/);
+    // With no load, 7 writes (8 ids less the read's own) in 2 s: about 35 of a 10 s window's.
+    const idle = { before: 900, after: 908, ms: 2_000 };
+    expect(writeTransactions({ before: 1_000, after: 1_201, ms: 10_000 }, 20, '', idle).background).toEqual({
+      transactions: 7,
+      ms: 2_000,
+      inWindow: 35,
+    });
+  });
+
+  it('when a sample is taken, then it is spread over the items, first and last included', () => {
+    expect(spreadSample([1, 2, 3], 20)).toEqual([1, 2, 3]);
+    expect(spreadSample([...Array(101).keys()], 5)).toEqual([0, 25, 50, 75, 100]);
+  });
+});
+
+describe('bench workload', () => {
+  it('when the catalog is listed, then it names every product once, sorted', () => {
+    const skus = catalogSkus(CATALOG);
+    expect(skus).toHaveLength(1_000);
+    expect(skus[0]).toBe('BENCH-0001');
+    expect(skus[999]).toBe('BENCH-1000');
+    expect(new Set(skus).size).toBe(1_000);
+  });
+
+  it('when orders are drawn from a seed, then they are 1–3 distinct lines of 1–2 units, the same again from the same seed', () => {
+    const draw = (seed: number) => {
+      const next = orderLinesSource('spread', CATALOG, seededRng(seed));
+      return Array.from({ length: 200 }, () => next());
+    };
+    const orders = draw(7);
+    expect(draw(7)).toEqual(orders);
+    expect(draw(8)).not.toEqual(orders);
+    for (const lines of orders) {
+      expect(lines.length).toBeGreaterThanOrEqual(1);
+      expect(lines.length).toBeLessThanOrEqual(3);
+      expect(new Set(lines.map((line) => line.sku)).size).toBe(lines.length);
+      for (const { quantity } of lines) expect([1, 2]).toContain(quantity);
+    }
+    expect(new Set(orders.map((lines) => lines.length))).toEqual(new Set([1, 2, 3]));
+    expect(spreadLines(seededRng(1), ['ONLY'], CATALOG)).toHaveLength(1);
+    expect(orderLinesSource('hot', CATALOG, seededRng(1))()).toEqual([{ sku: 'BENCH-HOT', quantity: 1 }]);
+  });
+});
+
+describe('bench options', () => {
+  it('when no engine is given, then it is dev; cluster is accepted and anything else refused', () => {
+    expect(loadBenchConfig([], {}).engine).toBe('dev');
+    expect(loadBenchConfig(['--engine', 'cluster'], {}).engine).toBe('cluster');
+    expect(() => loadBenchConfig(['--engine', 'prod'], {})).toThrow(ConfigError);
+  });
+
+  it('when --compare is given, then it takes exactly two files; a seed comes from --seed, else SEED, else the default', () => {
+    expect(
+      loadBenchConfig(['--compare', 'a.json', 'b.json'], {}).compare?.map((file) => file.split('/').pop()),
+    ).toEqual(['a.json', 'b.json']);
+    expect(() => loadBenchConfig(['--compare', 'a.json'], {})).toThrow(/two result files/);
+    expect(() => loadBenchConfig(['stray'], {})).toThrow(ConfigError);
+    expect(loadBenchConfig(['--seed', '12'], { SEED: '13' }).seed).toBe(12);
+    expect(loadBenchConfig([], { SEED: '13' }).seed).toBe(13);
+    expect(() => loadBenchConfig(['--seed', 'x'], {})).toThrow(ConfigError);
+  });
+});
+
+describe('bench compare', () => {
+  it('when two results are compared, then each figure sits side by side and what an older result lacks is —', () => {
+    const older = parseResult(
+      JSON.stringify({
+        ...emptyResult({
+          saga: {
+            steps: [],
+            shape: '3 local + 3 activities',
+            historyEvents: 33,
+            eventKinds: { workflowTaskCompleted: 4, upsertWorkflowSearchAttributes: 4 },
+          },
+          cpuMsPerSaga: { worker: 60, temporal: 100 },
+        }),
+        schema: 2,
+        hot: undefined,
+        perSaga: undefined,
+      }),
+    );
+    const stats = counterStats([
+      {
+        events: 20,
+        workflowTasks: 2,
+        activities: 2,
+        localActivities: 3,
+        patchMarkers: 0,
+        otherMarkers: 0,
+        searchAttributeUpserts: 1,
+      },
+    ])!;
+    const newer = emptyResult({
+      perSaga: {
+        step: 'half load',
+        history: { sampled: 1, counters: stats },
+        writeTransactions: writeTransactions({ before: 100, after: 191, ms: 5_000 }, 10, 'everything'),
+      },
+      cpuMsPerSaga: { worker: 30, temporal: 50 },
+    });
+    const table = compareTable(older, newer, ['before.json', 'after.json']);
+    expect(table).toContain('| metric | before.json | after.json |');
+    expect(table).toContain('| per saga: history events | 33 (first saga) | 20 |');
+    expect(table).toContain('| per saga: workflow tasks | 4 (first saga) | 2 |');
+    expect(table).toContain('| per saga: local activities | — | 3 |');
+    expect(table).toContain('| per saga: Postgres write transactions | — | 9.0 |');
+    expect(table).toContain("| per saga: CPU ms, all processes (not the bench's) | 160.0 | 80.0 |");
+  });
+
+  it('when a result has per saga counters, then the summary shows each against its target', () => {
+    const stats = counterStats([
+      {
+        events: 33,
+        workflowTasks: 4,
+        activities: 3,
+        localActivities: 3,
+        patchMarkers: 3,
+        otherMarkers: 0,
+        searchAttributeUpserts: 4,
+      },
+    ])!;
+    const markdown = renderMarkdown(
+      emptyResult({
+        perSaga: {
+          step: 'half load',
+          history: { sampled: 1, counters: stats },
+          writeTransactions: writeTransactions(
+            { before: 100, after: 301, ms: 8_000 },
+            10,
+            'the api and the worker',
+            { before: 50, after: 61, ms: 4_000 },
+          ),
+        },
+      }),
+    );
+    expect(markdown).toContain(
+      '| per happy saga at 50 %: history events (history of 1 sagas) | 33 | ≤ 20 | missed |',
+    );
+    expect(markdown).toContain('| per happy saga at 50 %: patch markers (history of 1 sagas) | 3 |  |  |');
+    expect(markdown).toMatch(
+      /Postgres write transactions .* \| 20\.0 \(200 for 10 sagas; about 20 with time, not sagas\) \| ≤ 10 \| missed \|/,
+    );
+    expect(markdown).toContain('Included: the api and the worker.');
+    expect(markdown).toContain('about 20 of the 200 came with the 8.0 s the step took');
   });
 });

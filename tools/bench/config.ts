@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- --quick] [-- --out <dir>] [-- --p99-bound-ms <ms>] [-- --keep-data]`,
- * or `npm run bench -- --render <result.json>` to rewrite a result's .md and .svg:
- * everything the bench reads from its arguments and the environment, read only here.
+ * `npm run bench [-- --quick] [-- --engine dev|cluster] [-- --seed <n>] [-- --out <dir>]
+ * [-- --p99-bound-ms <ms>] [-- --keep-data]`, `npm run bench -- --render <result.json>` to
+ * rewrite a result's .md and .svg, or `npm run bench -- --compare <a.json> <b.json>` to
+ * print two results side by side: everything the bench reads from its arguments and the
+ * environment, read only here.
  *
  * The environment is the one `npm start` passes to its processes: DATABASE_URL,
  * TEMPORAL_ADDRESS, TEMPORAL_UI_URL, NATS_URL (used instead of starting that piece),
@@ -21,6 +23,11 @@ import {
   type EncryptionKey,
 } from '../../lib/payload-codec';
 import { DEFAULT_BOUNDS, DEFAULT_LADDER, type SaturationBounds } from './lib/saturation';
+import { chooseSeed } from '../fixtures/seed';
+
+/** What the bench runs against: the dev stack (`npm start`'s) or the production topology. */
+export const ENGINES = ['dev', 'cluster'] as const;
+export type Engine = (typeof ENGINES)[number];
 
 export interface Plan {
   /** The whole run must fit in this (a search stops early rather than overrun it). */
@@ -68,7 +75,7 @@ const FULL: Plan = {
 };
 
 const QUICK: Plan = {
-  budgetMs: 95_000, // CI: the whole run stays under 2 minutes
+  budgetMs: 105_000, // CI: the whole run stays around 2 minutes (four searches since the hot SKU's)
   warmup: { ratePerS: 10, durationMs: 3_000 },
   idleOrders: 8,
   stepMs: 3_000,
@@ -96,6 +103,11 @@ export interface BenchConfig {
   keepData: boolean;
   /** Only rewrite the .md and .svg of this result file; run nothing. */
   render?: string;
+  /** Only print these two result files side by side; run nothing. */
+  compare?: [string, string];
+  engine: Engine;
+  /** Seeds the PRNG that draws each order's lines (--seed, else SEED, else a fixed default). */
+  seed: number;
   external: { databaseUrl?: string; temporalAddress?: string; temporalUiUrl?: string; natsUrl?: string };
   /** TLS / API key for the bench's own Temporal connections (the address comes from the stack). */
   temporal: Omit<TemporalConnectionConfig, 'address'>;
@@ -131,8 +143,10 @@ export interface BenchConfig {
 }
 
 export const USAGE =
-  'usage: npm run bench [-- --quick] [-- --out <dir>] [-- --p99-bound-ms <ms>] [-- --keep-data]\n' +
-  '       npm run bench -- --render <result.json>';
+  'usage: npm run bench [-- --quick] [-- --engine dev|cluster] [-- --seed <n>] [-- --out <dir>]\n' +
+  '                     [-- --p99-bound-ms <ms>] [-- --keep-data]\n' +
+  '       npm run bench -- --render <result.json>\n' +
+  '       npm run bench -- --compare <a.json> <b.json>';
 
 const DEFAULT_OUT_DIR = path.resolve(__dirname, 'results');
 /** The largest RATE_LIMIT_MAX the API accepts. */
@@ -147,16 +161,39 @@ const STAND_INS: Env = {
 };
 
 export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: argv,
+    allowPositionals: true,
     options: {
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       'p99-bound-ms': { type: 'string' },
       'keep-data': { type: 'boolean', default: false },
       render: { type: 'string' },
+      compare: { type: 'string' },
+      engine: { type: 'string', default: 'dev' },
+      seed: { type: 'string' },
     },
   });
+  const compareWith = positionals[0];
+  if (values.compare !== undefined ? positionals.length !== 1 : positionals.length > 0) {
+    throw new ConfigError(
+      values.compare !== undefined ? '--compare' : 'arguments',
+      values.compare !== undefined
+        ? 'takes two result files: --compare <a.json> <b.json>'
+        : `unexpected ${positionals.join(' ')}`,
+    );
+  }
+  const engine = values.engine ?? 'dev';
+  if (!isEngine(engine)) {
+    throw new ConfigError('--engine', `must be one of ${ENGINES.join(', ')}, got "${engine}"`);
+  }
+  let seed: number;
+  try {
+    seed = chooseSeed(values.seed ?? optionalString(env, 'SEED'));
+  } catch (error) {
+    throw new ConfigError(values.seed !== undefined ? '--seed' : 'SEED', (error as Error).message);
+  }
   const bound = values['p99-bound-ms'];
   if (bound !== undefined && !/^\d+$/.test(bound)) {
     throw new ConfigError('--p99-bound-ms', `must be a whole number of milliseconds, got "${bound}"`);
@@ -183,6 +220,11 @@ export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
     outDir: values.out ? path.resolve(values.out) : DEFAULT_OUT_DIR,
     keepData: values['keep-data'] ?? false,
     ...(values.render ? { render: path.resolve(values.render) } : {}),
+    ...(values.compare !== undefined && compareWith !== undefined
+      ? { compare: [path.resolve(values.compare), path.resolve(compareWith)] as [string, string] }
+      : {}),
+    engine,
+    seed,
     external: {
       ...(databaseUrl ? { databaseUrl } : {}),
       ...(temporalAddress ? { temporalAddress } : {}),
@@ -210,6 +252,10 @@ export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
       duplicateWindowMs: relay.duplicateWindowMs,
     },
   };
+}
+
+function isEngine(value: string): value is Engine {
+  return (ENGINES as readonly string[]).includes(value);
 }
 
 function withoutAddress({

@@ -7,6 +7,7 @@ import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { orderBody } from '../fixtures/order';
+import type { OrderLines } from './lib/workload';
 import { wallNow } from './cpu';
 import { dueCount, msUntilDue, requestCount, scheduledOffsetMs } from './lib/schedule';
 import { DROPPED, type OrderSample, type StepWindow, type TerminalStatus } from './lib/step';
@@ -29,15 +30,13 @@ export class RequestError extends Error {
   }
 }
 
-export const BENCH_SKU = 'BENCH-1';
 const REQUEST_TIMEOUT_MS = 10_000;
 
-/** The bench's order (tools/fixtures/order.ts): one BENCH-1, paid or declined. */
-function requestBody(kind: OrderKind): Buffer {
+/** The bench's order (tools/fixtures/order.ts): the given lines, paid or declined. */
+function requestBody(kind: OrderKind, items: OrderLines): Buffer {
   const body = orderBody({
     customerId: 'bench-customer',
-    sku: BENCH_SKU,
-    quantity: 1,
+    items,
     paymentToken: kind === 'ok' ? 'tok_ok' : 'tok_declined',
   });
   return Buffer.from(JSON.stringify(body));
@@ -47,12 +46,18 @@ export interface HttpDriver extends Driver {
   close(): void;
 }
 
-/** POST /orders over one keep-alive agent. Only ever talks to 127.0.0.1. */
-export function createHttpDriver(apiUrl: string, bearerToken?: string): HttpDriver {
+/**
+ * POST /orders over one keep-alive agent, each order's lines from `nextLines` (called once
+ * per order, in the order they are sent). Only ever talks to 127.0.0.1.
+ */
+export function createHttpDriver(
+  apiUrl: string,
+  nextLines: () => OrderLines,
+  bearerToken?: string,
+): HttpDriver {
   const url = new URL(apiUrl);
   if (url.hostname !== '127.0.0.1') throw new Error(`the bench only loads 127.0.0.1, not ${url.hostname}`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
-  const bodies: Record<OrderKind, Buffer> = { ok: requestBody('ok'), declined: requestBody('declined') };
   const headers = (body: Buffer): http.OutgoingHttpHeaders => ({
     'content-type': 'application/json',
     'content-length': body.length,
@@ -61,7 +66,7 @@ export function createHttpDriver(apiUrl: string, bearerToken?: string): HttpDriv
 
   const submit = (kind: OrderKind): Promise<string> =>
     new Promise((resolve, reject) => {
-      const body = bodies[kind];
+      const body = requestBody(kind, nextLines());
       const request = http.request(
         {
           agent,
@@ -112,6 +117,8 @@ export interface StepRun {
   requestErrors: Record<string, number>;
   /** Ids of the accepted requests, in order. */
   ids: string[];
+  /** Each accepted request's id with its sample (whose status the tracker fills in). */
+  accepted: Array<{ id: string; sample: OrderSample }>;
 }
 
 export interface OpenLoopPlan {
@@ -159,6 +166,7 @@ export async function runOpenLoop(
   const total = requestCount(plan.ratePerS, plan.durationMs);
   const samples: OrderSample[] = [];
   const ids: string[] = [];
+  const accepted: StepRun['accepted'] = [];
   const requestErrors: Record<string, number> = {};
   const inFlight = new Set<Promise<void>>();
   const startedAtMs = wallNow();
@@ -180,6 +188,7 @@ export async function runOpenLoop(
         (id) => {
           sample.acceptedAtMs = wallNow();
           ids.push(id);
+          accepted.push({ id, sample });
           tracker.add(id, sample);
         },
         (error: unknown) => count(requestErrors, errorKind(error)),
@@ -201,6 +210,7 @@ export async function runOpenLoop(
     samples,
     requestErrors,
     ids,
+    accepted,
   };
 }
 
@@ -216,6 +226,7 @@ export async function runOneAtATime(
 ): Promise<StepRun> {
   const samples: OrderSample[] = [];
   const ids: string[] = [];
+  const accepted: StepRun['accepted'] = [];
   const requestErrors: Record<string, number> = {};
   const startedAtMs = wallNow();
   for (let index = 0; index < orders; index++) {
@@ -226,6 +237,7 @@ export async function runOneAtATime(
       const id = await driver.submit('ok');
       sample.acceptedAtMs = wallNow();
       ids.push(id);
+      accepted.push({ id, sample });
       tracker.add(id, sample);
       await tracker.waitUntilFinished([sample], timeoutMs, signal);
     } catch (error) {
@@ -239,5 +251,6 @@ export async function runOneAtATime(
     samples,
     requestErrors,
     ids,
+    accepted,
   };
 }

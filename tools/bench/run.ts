@@ -1,25 +1,33 @@
 /**
- * `npm run bench` (CONTRACT §7): saga throughput and latency on this machine, next to two
- * baselines from the same run, written to tools/bench/results/<timestamp>.{json,svg,md}.
+ * `npm run bench` (CONTRACT §8): saga throughput and latency on this machine, next to two
+ * baselines from the same run, and what one happy saga costs (CPU per process, Postgres
+ * write transactions, history counters), written to
+ * tools/bench/results/<timestamp>.{json,svg,md}. `-- --compare a.json b.json` prints two
+ * results side by side instead.
  *
  * Phases, in order (bare Temporal runs before the saga, so the saga meets the larger
  * Temporal database: any bias works against the saga ÷ bare ratio, not for it):
- *   1. start the system (stack, migrations, a product, worker + relay + api processes)
+ *   1. start the system on the chosen engine (./engine.ts; dev: stack, migrations, the
+ *      catalog, worker + relay + api processes)
  *   2. a first saga (waits for the worker), then a warm-up step
  *   3. idle latency: one order at a time
  *   4. bare Temporal: the saga's shape (local activities, activities, task queues) with no-op
  *      steps; idle latency and saturation, and idle latency of the same steps all activities
  *      and all local
  *   5. saturation search of the saga (happy path)
- *   6. half load: 50 % of the saga's saturation (POST latency, saga latency, outbox lag, CPU)
+ *   6. half load: 50 % of the saga's saturation (POST latency, saga latency, outbox lag, CPU),
+ *      and the per saga counters: write transactions around it, a sample of its histories
  *   7. saturation search with 10 % declined payments
+ *   7b. saturation search with every order buying the one hot SKU
  *   8. direct: the same SQL transactions (every step, local or not) without Temporal
  *   9. backlog drain: relay stopped, N events appended, drained by the relay's code
+ * Orders other than the hot SKU's spread over the catalog (lib/workload.ts), from a seeded PRNG.
  * Everything it started is stopped at the end, whatever happens (Ctrl-C included).
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
@@ -30,6 +38,18 @@ import { workflowIdFor } from '../../contracts/index';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { bundleBareWorkflow, startBareTemporal } from './bare';
 import { loadBenchConfig, USAGE, type BenchConfig } from './config';
+import { EngineUnavailable, resolveEngine, type StartSystem } from './engine';
+import { compareTable } from './lib/compare';
+import {
+  counterStats,
+  COUNTER_LABELS,
+  formatCounter,
+  HISTORY_COUNTERS,
+  writeTransactions,
+} from './lib/counters';
+import { seededRng } from '../fixtures/seed';
+import { CATALOG, describeWorkload, orderLinesSource } from './lib/workload';
+import { countSagaHistories, transactionIds, writersIncluded, HISTORY_SAMPLE } from './per-saga';
 import { createCpuSampler, type CpuSampler } from './cpu';
 import { runDirect } from './direct';
 import { measureDrain, pendingEvents } from './drain';
@@ -47,6 +67,7 @@ import {
 import type {
   BenchResult,
   DrainRecord,
+  PerSagaRecord,
   RatePoint,
   SearchRecord,
   ShapeVariantRecord,
@@ -73,11 +94,13 @@ import {
   type StepRun,
 } from './load';
 import { dataConverterFor } from '../../lib/payload-codec';
-import { createDataDir, startSystem, type System } from './system';
+import { createDataDir, type System } from './system';
 import { bundleStepRecorder, captureSagaTemplate, type SagaTemplate } from './template';
 import { Tracker, followStream } from './tracker';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
+/** How long the background writes (no load) are counted before the half-load step. */
+const BACKGROUND_MS = 3_000;
 /** The drain test's first, small backlog: its rate sizes the measured one. */
 const DRAIN_PROBE_EVENTS = 1_000;
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -110,12 +133,19 @@ class Cleanup {
 // ---------------------------------------------------------------------------------------
 // Steps and searches
 
-async function measureStep(
+type StepPlan = { ratePerS: number; durationMs: number; kindOf: (index: number) => OrderKind; probe?: Probe };
+
+async function measureStep(run: Run, driver: Driver, label: string, step: StepPlan): Promise<StepRecord> {
+  return (await measureStepRun(run, driver, label, step)).record;
+}
+
+/** One open-loop step: its record, and what it ran (each accepted order's id and sample). */
+async function measureStepRun(
   run: Run,
   driver: Driver,
   label: string,
-  step: { ratePerS: number; durationMs: number; kindOf: (index: number) => OrderKind; probe?: Probe },
-): Promise<StepRecord> {
+  step: StepPlan,
+): Promise<{ record: StepRecord; raw: StepRun }> {
   const { plan } = run.config;
   const backlogAtStart = await settle(run, `${label} at ${step.ratePerS}/s`);
   run.tracker.capturing = true;
@@ -143,7 +173,7 @@ async function measureStep(
   const record = toRecord(run, label, raw, before, sending, after, step.probe ?? 'ladder', backlogAtStart);
   say(`  ${stepLine(record)}`);
   run.tracker.clearEarly();
-  return record;
+  return { record, raw };
 }
 
 /**
@@ -286,6 +316,7 @@ async function optional<T>(run: Run, name: string, phase: () => Promise<T>): Pro
 
 async function bench(
   config: BenchConfig,
+  startSystem: StartSystem,
   signal: AbortSignal,
   cleanup: Cleanup,
   dataDir: string,
@@ -303,7 +334,7 @@ async function bench(
   };
   const { plan } = config;
   say(
-    `bench (${config.mode}): ${os.cpus().length} cores, load average ${loadAverageAtStart.map((v) => v.toFixed(2)).join(' ')}; data in ${dataDir}`,
+    `bench (${config.mode}, ${config.engine} engine, seed ${config.seed}): ${os.cpus().length} cores, load average ${loadAverageAtStart.map((v) => v.toFixed(2)).join(' ')}; data in ${dataDir}`,
   );
   if (!run.cpu.available) run.notes.push('no /proc here: CPU per process is not measured');
 
@@ -348,8 +379,12 @@ async function bench(
     dataConverter: dataConverterFor(config.encryptionKeys),
   });
 
-  const http = createHttpDriver(system.apiUrl, config.apiToken);
+  // The main scenarios spread orders over the catalog; the hot-SKU search buys one product.
+  const rng = seededRng(config.seed);
+  const http = createHttpDriver(system.apiUrl, orderLinesSource('spread', CATALOG, rng), config.apiToken);
   cleanup.add('http agent', () => Promise.resolve(http.close()));
+  const hotHttp = createHttpDriver(system.apiUrl, orderLinesSource('hot', CATALOG, rng), config.apiToken);
+  cleanup.add('hot http agent', () => Promise.resolve(hotHttp.close()));
 
   // 2. First saga (the worker may still be connecting) and warm-up.
   say('warm-up');
@@ -395,7 +430,8 @@ async function bench(
   // Fixed phases still to come, reserved out of the budget for the searches.
   // What they typically take; the budget check before each of them is the hard limit.
   const reserve = {
-    half: plan.halfLoadMs + plan.graceMs / 2,
+    half: plan.halfLoadMs + plan.graceMs / 2 + 3_000, // + the per saga counters
+
     direct: plan.direct.concurrency.length * (plan.direct.durationMs + 500),
     drain: 3_000 + 2 * plan.drainTargetS * 1_000,
     write: 2_000,
@@ -436,7 +472,7 @@ async function bench(
         );
         variants.push({ shape: describeShape(variant.shape), idle });
       }
-      const deadline = searchDeadline(run, 3, reserve.half + reserve.direct + reserve.drain + reserve.write);
+      const deadline = searchDeadline(run, 4, reserve.half + reserve.direct + reserve.drain + reserve.write);
       const search = await searchSaturation(
         run,
         driver,
@@ -465,7 +501,7 @@ async function bench(
     plan.ladder,
     searchOptions,
     happyPath,
-    searchDeadline(run, 2, reserve.half + reserve.direct + reserve.drain + reserve.write),
+    searchDeadline(run, 3, reserve.half + reserve.direct + reserve.drain + reserve.write),
   );
   // What the saga did: its saturation, or (none sustained) the most it ever completed.
   const sagaRate = happy.sustained?.completedPerS ?? happy.peak?.completedPerS ?? 0;
@@ -478,13 +514,15 @@ async function bench(
     );
   }
   say(`half load: ${halfRate}/s for ${plan.halfLoadMs / 1000} s`);
-  const half = await withinBudget(run, 'half load', () =>
-    measureStep(run, http, 'half load', {
+  const counted = await withinBudget(run, 'half load', () =>
+    measureCounted(run, http, client, system, 'half load', {
       ratePerS: halfRate,
       durationMs: plan.halfLoadMs,
       kindOf: happyPath,
     }),
   );
+  const half = counted?.record ?? null;
+  const perSaga = counted?.perSaga ?? null;
 
   // 7. Saturation with 10 % declined.
   say('saga saturation search (10 % declined)');
@@ -497,11 +535,28 @@ async function bench(
       ladderFrom(plan.ladder, mixStart),
       { ...searchOptions, maxSteps: plan.mixMaxSteps },
       tenPercentDeclined,
-      searchDeadline(run, 1, reserve.direct + reserve.drain + reserve.write),
+      searchDeadline(run, 2, reserve.direct + reserve.drain + reserve.write),
     ),
   );
   if (mix && config.mode === 'quick') {
     run.notes.push('quick mode runs the 10 % declined mix at one rate only: its figure is a lower bound');
+  }
+
+  // 7b. Saturation with every order buying the one hot SKU.
+  say(`saga saturation search (hot SKU: every order buys ${CATALOG.hotSku})`);
+  const hot = await withinBudget(run, 'hot SKU search', () =>
+    searchSaturation(
+      run,
+      hotHttp,
+      'hot SKU',
+      ladderFrom(plan.ladder, mixStart),
+      { ...searchOptions, maxSteps: plan.mixMaxSteps },
+      happyPath,
+      searchDeadline(run, 1, reserve.direct + reserve.drain + reserve.write),
+    ),
+  );
+  if (hot && config.mode === 'quick') {
+    run.notes.push('quick mode runs the hot-SKU search at one rate only: its figure is a lower bound');
   }
 
   // 8. Direct.
@@ -581,10 +636,87 @@ async function bench(
     bare,
     happy,
     half,
+    perSaga,
     mix,
+    hot,
     direct,
     drain,
   });
+}
+
+/**
+ * A step with the per saga counters (lib/counters.ts): Postgres's transaction id read once
+ * earlier steps' sagas and events are done, the step, then read again once its own sagas
+ * and their events are done; and the histories of a sample of its completed sagas.
+ */
+async function measureCounted(
+  run: Run,
+  driver: Driver,
+  client: Client,
+  system: System,
+  label: string,
+  step: StepPlan,
+): Promise<{ record: StepRecord; perSaga: PerSagaRecord | null }> {
+  const { config } = run;
+  const ids = transactionIds(system.stack.databaseUrl);
+  try {
+    await settle(run, label);
+    const quietBefore = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
+    const idle = await optional(run, `${label} background write transactions`, () =>
+      ids.window(() => delay(BACKGROUND_MS, undefined, { signal: run.signal })),
+    );
+    const before = await optional(run, `${label} transaction id before`, () => ids.read());
+    const beforeAt = performance.now();
+    const { record, raw } = await measureStepRun(run, driver, label, step);
+    // The step's late sagas, then the relay's last marks: their writes are the saga's too.
+    const finished = await run.tracker.waitUntilIdle(config.plan.settleMs, run.signal);
+    const quietAfter = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
+    const after = await optional(run, `${label} transaction id after`, () => ids.read());
+    const windowMs = performance.now() - beforeAt;
+    const completed = raw.accepted.filter(({ sample }) => sample.status === 'COMPLETED');
+    if (!quietBefore || !finished || !quietAfter) {
+      run.notes.push(
+        `${label}: the write transactions per saga were counted with work still under way ` +
+          `(${[!quietBefore && 'events of earlier steps unpublished at the start', !finished && 'sagas still running at the end', !quietAfter && 'events unpublished at the end'].filter(Boolean).join(', ')}): approximate`,
+      );
+    }
+    const writes =
+      before === null || after === null
+        ? null
+        : writeTransactions(
+            { before, after, ms: windowMs },
+            completed.length,
+            writersIncluded(config.engine),
+            idle,
+          );
+    const histories = await optional(run, `${label} histories`, () =>
+      countSagaHistories(
+        client,
+        completed.map(({ id }) => id),
+      ),
+    );
+    if (histories && histories.skipped > 0) {
+      run.notes.push(
+        `${label}: ${histories.skipped} of the sampled sagas' runs had not completed, left out of the history counters`,
+      );
+    }
+    const stats = histories ? counterStats(histories.counts) : null;
+    const perSaga: PerSagaRecord = {
+      step: label,
+      history: stats && histories ? { sampled: histories.counts.length, counters: stats } : null,
+      writeTransactions: writes,
+    };
+    say(
+      `  per saga (${completed.length} completed, ${perSaga.history?.sampled ?? 0} of ${HISTORY_SAMPLE} histories): ` +
+        `${writes && !Number.isNaN(writes.perSaga) ? writes.perSaga.toFixed(1) : '–'} Postgres write transactions` +
+        (stats
+          ? `, ${HISTORY_COUNTERS.map((c) => `${formatCounter(stats[c])} ${COUNTER_LABELS[c]}`).join(', ')}`
+          : ''),
+    );
+    return { record, perSaga };
+  } finally {
+    await ids.close();
+  }
 }
 
 function assemble(
@@ -598,7 +730,9 @@ function assemble(
     bare: BenchResult['bare'];
     happy: SearchRecord;
     half: StepRecord | null;
+    perSaga: PerSagaRecord | null;
     mix: SearchRecord | null;
+    hot: SearchRecord | null;
     direct: BenchResult['direct'];
     drain: BenchResult['drain'];
   },
@@ -648,7 +782,7 @@ function assemble(
   );
 
   return {
-    schema: 2,
+    schema: 3,
     mode: config.mode,
     startedAt: parts.startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
@@ -676,6 +810,7 @@ function assemble(
         'saga search',
         'half load',
         'mix search',
+        'hot SKU search',
         'direct',
         'drain',
       ],
@@ -684,8 +819,16 @@ function assemble(
       logLevel: config.logLevel,
       rateLimitMax: config.childEnv.RATE_LIMIT_MAX ?? '',
       embedded: parts.system.embedded,
+      engine: config.engine,
+      load: {
+        seed: config.seed,
+        products: CATALOG.products,
+        linesPerOrder: CATALOG.linesPerOrder,
+        unitsPerLine: CATALOG.unitsPerLine,
+        hotSku: CATALOG.hotSku,
+      },
       workload:
-        'POST /orders with one line of one product (stock never the limit), tok_ok; the mix sends tok_declined ' +
+        `POST /orders: ${describeWorkload(CATALOG, config.seed)} (stock never the limit), tok_ok; the mix sends tok_declined ` +
         "as every 10th order. Open loop at a constant rate; latencies from each request's scheduled send time. " +
         "Saga latency: scheduled POST → the terminal event's occurredAt (its transaction's now()); outbox lag: " +
         'JetStream timestamp − occurredAt (transaction start, so it includes the commit). Postgres with fsync on and ' +
@@ -701,6 +844,7 @@ function assemble(
     happy: parts.happy,
     half: parts.half,
     mix: parts.mix,
+    hot: parts.hot,
     bare: parts.bare,
     direct: parts.direct,
     drain: parts.drain,
@@ -709,6 +853,7 @@ function assemble(
       sagaOverDirect:
         sagaPerS !== null && directPerS !== null && directPerS > 0 ? sagaPerS / directPerS : null,
     },
+    perSaga: parts.perSaga,
     cpuMsPerSaga,
     cpuMsPerBareRun,
     notes,
@@ -783,6 +928,12 @@ async function main(): Promise<number> {
       throw error;
     }
   });
+  if (config.compare) {
+    const [a, b] = config.compare;
+    const results = await Promise.all([a, b].map(async (file) => parseResult(await readFile(file, 'utf8'))));
+    say(compareTable(results[0]!, results[1]!, [path.basename(a), path.basename(b)]));
+    return 0;
+  }
   if (config.render) {
     const result = parseResult(await readFile(config.render, 'utf8'));
     for (const file of await writeResults(result, path.dirname(config.render), ['svg', 'md'])) {
@@ -790,6 +941,16 @@ async function main(): Promise<number> {
     }
     return 0;
   }
+  // Before anything starts: an engine that cannot run here costs nothing.
+  let startSystem: StartSystem;
+  try {
+    startSystem = await resolveEngine(config.engine);
+  } catch (error) {
+    if (!(error instanceof EngineUnavailable)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return 1;
+  }
+
   // The in-process bare worker (SDK and Rust core) logs warnings and up only.
   Runtime.install({
     logger: new DefaultLogger('WARN'),
@@ -811,7 +972,7 @@ async function main(): Promise<number> {
   const dataDir = await createDataDir();
   let ok = false;
   try {
-    const result = await bench(config, abort.signal, cleanup, dataDir);
+    const result = await bench(config, startSystem, abort.signal, cleanup, dataDir);
     await cleanup.runAll();
     const files = await writeResults(result, config.outDir);
     say('');

@@ -1,7 +1,7 @@
 /**
- * The system under test, started the way `npm start` starts it: the embedded stack in a
- * fresh temporary data directory (or the pieces given by URL), migrations, a product with
- * a huge stock, then worker, relay and api as child processes (`node --import tsx …`),
+ * The system under test on the dev engine (./engine.ts), started the way `npm start` starts
+ * it: the embedded stack in a fresh temporary data directory (or the pieces given by URL),
+ * migrations, the bench's catalog (lib/workload.ts) with a huge stock, then worker, relay and api as child processes (`node --import tsx …`),
  * each logging to <dataDir>/logs/<name>.log. Children are separate processes so /proc
  * can tell their CPU apart.
  *
@@ -9,7 +9,7 @@
  * current workflows/ (WORKFLOW_BUNDLE_PATH, as in the Docker image), instead of bundling
  * at start; the code it runs is the same, and the bench does not wait for webpack twice.
  */
-import { upsertProduct } from '../../store/products';
+import { upsertProducts } from '../../store/products';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +20,7 @@ import { startStack, type Stack } from '../dev/stack';
 import { ensureTools } from '../dev/tools';
 import { bundleWorkflows } from './bundle';
 import type { BenchConfig } from './config';
-import { BENCH_SKU } from './load';
+import { CATALOG, catalogSkus } from './lib/workload';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const READY_TIMEOUT_MS = 120_000;
@@ -141,11 +141,16 @@ async function buildSagaBundle(dataDir: string): Promise<string> {
   return file;
 }
 
-async function prepareDatabase(databaseUrl: string): Promise<void> {
+/** Migrations, then every product of the bench's catalog and the hot SKU, one statement. */
+export async function prepareDatabase(databaseUrl: string): Promise<void> {
   const pool = createPool(databaseUrl, { max: 2, applicationName: 'order-saga-bench' });
   try {
     await migrate(pool);
-    await upsertProduct(pool, BENCH_SKU, { name: 'Benchmark item', priceCents: 1000, available: BENCH_STOCK });
+    const product = { name: 'Benchmark item', priceCents: 1000, available: BENCH_STOCK };
+    await upsertProducts(
+      pool,
+      [...catalogSkus(CATALOG), CATALOG.hotSku].map((sku) => ({ sku, ...product })),
+    );
   } finally {
     await pool.end();
   }

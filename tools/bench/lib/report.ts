@@ -2,6 +2,7 @@
  * Renders a BenchResult: the markdown summary (also printed), one line per load step for
  * the progress display, and the chart's series. Pure.
  */
+import { COUNTER_LABELS, formatCounter, HISTORY_COUNTERS, type HistoryCounter } from './counters';
 import { ROLES, type CpuReport } from './procstat';
 import type { BenchResult, SearchRecord, StepRecord } from './result';
 import { stepLabel } from './saga-shape';
@@ -93,6 +94,12 @@ function summaryRows(result: BenchResult): string[][] {
       '',
     ],
     [
+      `completed sagas/s at saturation, hot SKU (every order buys ${result.settings.load?.hotSku ?? 'one product'})`,
+      searchFigure(result.hot),
+      '',
+      '',
+    ],
+    [
       `bare Temporal (the saga's shape, no-op: ${result.bare?.shape ?? '?'}), completed/s`,
       bareSaturation
         ? `${formatRate(bareSaturation.completedPerS)} (offered ${formatRate(bareSaturation.offeredPerS)}/s)`
@@ -170,7 +177,71 @@ function summaryRows(result: BenchResult): string[][] {
       '≥ 5,000/s',
       check(result.drain ? result.drain.eventsPerS >= 5_000 && result.drain.leftOver === 0 : null),
     ],
+    ...perSagaRows(result),
   ];
+  return rows;
+}
+
+/** The system's processes: every role but the bench's own load generator and consumer. */
+export const SYSTEM_ROLES = ROLES.filter((role) => role !== 'bench');
+
+/** CPU ms per saga of the system's processes together (null: not measured). */
+export function systemCpuMs(cpu: BenchResult['cpuMsPerSaga']): number | null {
+  if (!cpu) return null;
+  return SYSTEM_ROLES.reduce((sum, role) => sum + (cpu[role] ?? 0), 0);
+}
+
+/** "8.0 (offered 8/s)", "none sustained" or "not run". */
+function searchFigure(search: SearchRecord | null | undefined): string {
+  if (!search) return 'not run';
+  if (!search.sustained) return 'none sustained';
+  return `${formatRate(search.sustained.completedPerS)} (offered ${formatRate(search.sustained.offeredPerS)}/s)`;
+}
+
+/** Issue 17's per saga targets (the others have none). */
+const COUNTER_TARGETS: Partial<Record<HistoryCounter, number>> = {
+  events: 20,
+  workflowTasks: 2,
+  searchAttributeUpserts: 2,
+};
+const WRITE_TRANSACTIONS_TARGET = 10;
+
+/** Per happy saga: CPU, Postgres write transactions and the history counters (lib/counters.ts). */
+function perSagaRows(result: BenchResult): string[][] {
+  const perSaga = result.perSaga;
+  const history = perSaga?.history ?? null;
+  const writes = perSaga?.writeTransactions ?? null;
+  const cpu = result.cpuMsPerSaga;
+  const cpuTotal = systemCpuMs(cpu);
+  const rows: string[][] = [
+    [
+      "per happy saga at 50 %: CPU ms, all processes (the bench's own not included)",
+      cpu && cpuTotal !== null
+        ? `${Math.round(cpuTotal)} (${SYSTEM_ROLES.flatMap((role) => (cpu[role] === undefined ? [] : [`${role} ${Math.round(cpu[role])}`])).join(' · ')})`
+        : '–',
+      '',
+      '',
+    ],
+    [
+      'per happy saga at 50 %: Postgres write transactions (transaction ids; everything on the server)',
+      writes
+        ? `${Number.isNaN(writes.perSaga) ? '–' : writes.perSaga.toFixed(1)} (${writes.transactions} for ${writes.sagas} sagas` +
+          (writes.background ? `; about ${writes.background.inWindow} with time, not sagas)` : ')')
+        : '–',
+      `≤ ${WRITE_TRANSACTIONS_TARGET}`,
+      check(writes && !Number.isNaN(writes.perSaga) ? writes.perSaga <= WRITE_TRANSACTIONS_TARGET : null),
+    ],
+  ];
+  for (const counter of HISTORY_COUNTERS) {
+    const stat = history?.counters[counter];
+    const target = COUNTER_TARGETS[counter];
+    rows.push([
+      `per happy saga at 50 %: ${COUNTER_LABELS[counter]} (history of ${history?.sampled ?? 0} sagas)`,
+      formatCounter(stat),
+      target === undefined ? '' : `≤ ${target}`,
+      target === undefined ? '' : check(stat ? stat.max <= target : null),
+    ]);
+  }
   return rows;
 }
 
@@ -318,12 +389,15 @@ export function renderMarkdown(result: BenchResult): string {
   const searches: Array<[string, SearchRecord | null | undefined]> = [
     ['Saturation search: saga, happy path', result.happy],
     ['Saturation search: saga, 10 % declined', result.mix],
+    ['Saturation search: saga, hot SKU', result.hot],
     ['Saturation search: bare Temporal', result.bare?.search],
   ];
   for (const [title, search] of searches) {
     if (!search || search.steps.length === 0) continue;
     sections.push('', `## ${title}`, '', `Stopped: ${search.stoppedBy}.`, '', stepsTable(search));
   }
+  const counted = perSagaNote(result);
+  if (counted) sections.push('', '## Per happy saga counters', '', counted);
   const cpu = cpuTable(result);
   if (cpu) sections.push('', '## CPU per process', '', cpu);
   if (result.direct.length > 0) {
@@ -345,6 +419,37 @@ export function renderMarkdown(result: BenchResult): string {
   if (result.notes.length > 0) sections.push('', '## Notes', '', ...result.notes.map((note) => `- ${note}`));
   sections.push('');
   return sections.join('\n');
+}
+
+/** How the per saga counters were taken, for the report. */
+function perSagaNote(result: BenchResult): string | undefined {
+  const perSaga = result.perSaga;
+  if (!perSaga) return undefined;
+  const lines: string[] = [];
+  if (perSaga.history) {
+    lines.push(
+      `History counters: the histories of ${perSaga.history.sampled} completed sagas of the ${perSaga.step} step, spread over it, ` +
+        'counted as fetched (no payload decoded): every event; workflow tasks = WorkflowTaskCompleted; activities = ' +
+        'ActivityTaskScheduled; local activities = `core_local_activity` markers; patch markers = `core_patch` markers; ' +
+        'other markers; search-attribute upserts = UpsertWorkflowSearchAttributes (the SDK upserts `TemporalChangeVersion` ' +
+        'once per `patched()` call). "a (b–c)" is the mean when the sampled sagas differ.',
+    );
+  }
+  const writes = perSaga.writeTransactions;
+  if (writes) {
+    lines.push(
+      `Write transactions: \`pg_current_xact_id()\` read in a transaction of its own before the ${perSaga.step} step ` +
+        `(${writes.before}) and after its sagas finished and the relay had published their events (${writes.after}); ` +
+        `${writes.after} − ${writes.before} − ${writes.reads} (the bench's own read) = ${writes.transactions} transactions that wrote, ` +
+        `÷ ${writes.sagas} completed sagas. Included: ${writes.includes}.` +
+        (writes.background
+          ? ` With no load, just before, the server took ${writes.background.transactions} write transactions in ` +
+            `${(writes.background.ms / 1000).toFixed(1)} s: at that rate about ${writes.background.inWindow} of the ` +
+            `${writes.transactions} came with the ${(writes.windowMs / 1000).toFixed(1)} s the step took, not with its sagas.`
+          : ''),
+    );
+  }
+  return lines.join('\n\n') || undefined;
 }
 
 /** Latency against offered rate: the saga's and the bare baseline's, p50 solid, p99 dashed. */

@@ -2,8 +2,10 @@
  * A result as JSON. Plain JSON has no infinity, and a saga that never finished has an
  * infinite latency: such values are written as the number 1e999, which JSON parsers read
  * back as infinity (JavaScript, Python) or the largest double (jq). A statistic with no
- * samples (NaN) is written as null. Results of schema 1 (before local activities) are read
- * as schema 2, so `--render` still renders them.
+ * samples (NaN) is written as null. Results of older schemas are read as schema 3, so
+ * `--render` and `--compare` still read them: schema 1 (before local activities) and 2
+ * (before per saga counters, the many-SKU load and the hot-SKU search: those read as
+ * null, not measured).
  */
 import type { BenchResult, SearchRecord, StepRecord } from './result';
 import { describeShape, type StepShape } from './saga-shape';
@@ -28,12 +30,20 @@ export function stringifyResult(result: BenchResult): string {
 export function parseResult(text: string): BenchResult {
   const parsed = JSON.parse(text, (key, value: unknown) =>
     value === null && SUMMARY_FIELDS.has(key) ? Number.NaN : value,
-  ) as BenchResult | ResultV1;
-  return parsed.schema === 1 ? fromV1(parsed) : parsed;
+  ) as BenchResult | ResultV2 | ResultV1;
+  if (parsed.schema === 3) return parsed;
+  return fromV2(parsed.schema === 1 ? fromV1(parsed) : parsed);
+}
+
+/** Schema 2: no per saga counters, no hot-SKU search (every order bought one product). */
+type ResultV2 = Omit<BenchResult, 'schema' | 'hot' | 'perSaga'> & { schema: 2 };
+
+function fromV2(result: ResultV2): BenchResult {
+  return { ...result, schema: 3, hot: null, perSaga: null };
 }
 
 /** Schema 1: every saga step an activity (task queue not recorded), the bare runs too. */
-type ResultV1 = Omit<BenchResult, 'schema' | 'saga' | 'bare'> & {
+type ResultV1 = Omit<ResultV2, 'schema' | 'saga' | 'bare'> & {
   schema: 1;
   saga: { activities: string[]; historyEvents: number; eventKinds: Record<string, number> } | null;
   bare: {
@@ -45,7 +55,7 @@ type ResultV1 = Omit<BenchResult, 'schema' | 'saga' | 'bare'> & {
   } | null;
 };
 
-function fromV1({ saga, bare, ...rest }: ResultV1): BenchResult {
+function fromV1({ saga, bare, ...rest }: ResultV1): ResultV2 {
   const shape = (steps: number, local: boolean): string =>
     describeShape(
       Array.from({ length: steps }, (): StepShape =>

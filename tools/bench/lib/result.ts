@@ -1,4 +1,5 @@
 /** The shape of tools/bench/results/<timestamp>.json (types only). */
+import type { CounterStat, HistoryCounter, WriteTransactions } from './counters';
 import type { CpuReport, Role } from './procstat';
 import type { SagaStep } from './saga-shape';
 import type { Probe, SaturationBounds } from './saturation';
@@ -72,9 +73,26 @@ export interface ShapeVariantRecord {
   idle: StepRecord;
 }
 
+/** What one happy saga costs, counted exactly in the half-load step (lib/counters.ts). */
+export interface PerSagaRecord {
+  /** The step the sagas were counted in ('half load'). */
+  step: string;
+  /** From the histories of a sample of the step's completed sagas (null: none fetched). */
+  history: {
+    /** Completed sagas whose histories were counted. */
+    sampled: number;
+    counters: Record<HistoryCounter, CounterStat>;
+  } | null;
+  /** From Postgres's transaction ids around the step (null: not measured). */
+  writeTransactions: WriteTransactions | null;
+}
+
 export interface BenchResult {
-  /** 2 since local activities (schema 1 results are read by result-json.ts). */
-  schema: 2;
+  /**
+   * 3 since per saga counters, the many-SKU load and the hot-SKU search (2: local
+   * activities; results of schemas 1 and 2 are read by result-json.ts).
+   */
+  schema: 3;
   mode: 'quick' | 'full';
   startedAt: string;
   finishedAt: string;
@@ -99,6 +117,16 @@ export interface BenchResult {
     /** Which pieces the bench started (true) or was given by URL (false: no CPU figures). */
     embedded: { postgres: boolean; temporal: boolean; nats: boolean };
     workload: string;
+    /** What the bench ran against (schema 3; older results ran the dev stack). */
+    engine?: string;
+    /** What the orders bought (schema 3; older results bought one product in every order). */
+    load?: {
+      seed: number;
+      products: number;
+      linesPerOrder: { min: number; max: number };
+      unitsPerLine: { min: number; max: number };
+      hotSku: string;
+    };
   };
   /** The saga's happy path, read from a real run (tools/bench/template.ts). */
   saga: {
@@ -113,6 +141,8 @@ export interface BenchResult {
   happy: SearchRecord | null;
   half: StepRecord | null;
   mix: SearchRecord | null;
+  /** Saturation search with every order buying the one hot SKU (schema 3). */
+  hot: SearchRecord | null;
   bare: {
     /** The saga's shape, which the bare runs copy step by step (the saga ÷ bare ratio). */
     shape: string;
@@ -124,6 +154,8 @@ export interface BenchResult {
   direct: DirectRecord[];
   drain: DrainRecord | null;
   ratios: { sagaOverBare: number | null; sagaOverDirect: number | null };
+  /** Per happy saga counters, from the half-load step (schema 3). */
+  perSaga: PerSagaRecord | null;
   /** CPU ms one saga costs each process at half load. */
   cpuMsPerSaga: Partial<Record<Role, number>> | null;
   /** The same for one bare Temporal run (its busiest step). */
