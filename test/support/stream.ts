@@ -3,6 +3,7 @@ import type { MsgHdrs } from '@nats-io/nats-core';
 import type { OutboxMessage } from '../../store/outbox';
 import { STREAM_NAME, SUBJECT_PREFIX } from '../../contracts/index';
 import type { NatsConnection } from '../../relay/stream';
+import { eventually } from '../../tools/fixtures/eventually';
 
 export interface StreamedEvent {
   subject: string;
@@ -23,11 +24,23 @@ export async function readStream(
   const jsm = await jetstreamManager(nats);
   const wanted = new Set(orderIds);
   const lastSeq = (await jsm.streams.info(STREAM_NAME)).state.last_seq;
-  const consumer = await js.consumers.get(STREAM_NAME, {
-    filter_subjects: `${SUBJECT_PREFIX}.>`,
-    deliver_policy: DeliverPolicy.StartTime,
-    opt_start_time: since.toISOString(),
-  });
+  // Right after a cluster node died, the JetStream API may time out while the survivors
+  // re-elect its leaders: ask again until it answers (a wait that times out fails).
+  const consumer = await eventually(
+    'JetStream creates a reading consumer',
+    () =>
+      js.consumers
+        .get(STREAM_NAME, {
+          filter_subjects: `${SUBJECT_PREFIX}.>`,
+          deliver_policy: DeliverPolicy.StartTime,
+          opt_start_time: since.toISOString(),
+        })
+        .catch((error: unknown) => {
+          if (error instanceof Error && error.name === 'TimeoutError') return undefined;
+          throw error;
+        }),
+    { timeoutMs: 30_000, intervalMs: 250 },
+  );
   const found: StreamedEvent[] = [];
   for (;;) {
     const messages = await consumer.fetch({ max_messages: 1_000, expires: 2_000 });
