@@ -51,12 +51,17 @@ export interface HttpDriver extends Driver {
  * per order, in the order they are sent). Only ever talks to 127.0.0.1.
  */
 export function createHttpDriver(
-  apiUrl: string,
+  apiUrl: string | readonly string[],
   nextLines: () => OrderLines,
   bearerToken?: string,
 ): HttpDriver {
-  const url = new URL(apiUrl);
-  if (url.hostname !== '127.0.0.1') throw new Error(`the bench only loads 127.0.0.1, not ${url.hostname}`);
+  // Several api replicas (the cluster engine): each order goes to the next, in turn.
+  const urls = (typeof apiUrl === 'string' ? [apiUrl] : apiUrl).map((each) => new URL(each));
+  for (const url of urls) {
+    if (url.hostname !== '127.0.0.1') throw new Error(`the bench only loads 127.0.0.1, not ${url.hostname}`);
+  }
+  let turn = 0;
+  const nextPort = (): string => urls[turn++ % urls.length]!.port;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256 });
   const headers = (body: Buffer): http.OutgoingHttpHeaders => ({
     'content-type': 'application/json',
@@ -71,7 +76,7 @@ export function createHttpDriver(
         {
           agent,
           hostname: '127.0.0.1',
-          port: url.port,
+          port: nextPort(),
           path: '/orders',
           method: 'POST',
           headers: headers(body),

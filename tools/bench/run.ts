@@ -33,7 +33,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
-import { loadOrExit } from '../../lib/env';
+import { loadOrExit, splitUrls } from '../../lib/env';
 import { workflowIdFor } from '../../contracts/index';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { bundleBareWorkflow, startBareTemporal } from './bare';
@@ -358,7 +358,7 @@ async function bench(
   run.signal = phaseSignal;
   say(`  api ${system.apiUrl} · temporal ${system.stack.temporalAddress} · nats ${system.stack.natsUrl}`);
 
-  const nats = (await connect({ servers: system.stack.natsUrl, name: 'order-saga-bench' })) as NatsConnection;
+  const nats = (await connect({ servers: splitUrls(system.stack.natsUrl), name: 'order-saga-bench' })) as NatsConnection;
   cleanup.add('nats', () => nats.close());
   await ensureOrdersStream(await jetstreamManager(nats), {
     duplicateWindowMs: config.relay.duplicateWindowMs,
@@ -381,9 +381,9 @@ async function bench(
 
   // The main scenarios spread orders over the catalog; the hot-SKU search buys one product.
   const rng = seededRng(config.seed);
-  const http = createHttpDriver(system.apiUrl, orderLinesSource('spread', CATALOG, rng), config.apiToken);
+  const http = createHttpDriver(system.apiUrls ?? system.apiUrl, orderLinesSource('spread', CATALOG, rng), config.apiToken);
   cleanup.add('http agent', () => Promise.resolve(http.close()));
-  const hotHttp = createHttpDriver(system.apiUrl, orderLinesSource('hot', CATALOG, rng), config.apiToken);
+  const hotHttp = createHttpDriver(system.apiUrls ?? system.apiUrl, orderLinesSource('hot', CATALOG, rng), config.apiToken);
   cleanup.add('hot http agent', () => Promise.resolve(hotHttp.close()));
 
   // 2. First saga (the worker may still be connecting) and warm-up.

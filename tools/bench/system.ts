@@ -38,6 +38,8 @@ export interface System {
   dataDir: string;
   stack: Stack;
   apiUrl: string;
+  /** Every api replica (the cluster engine has two); the load goes to each in turn. */
+  apiUrls?: readonly string[];
   /** Which pieces were started here (the others came by URL: no CPU figures for them). */
   embedded: { postgres: boolean; temporal: boolean; nats: boolean };
   /** Stops one service early (the drain test stops the relay). */

@@ -72,6 +72,7 @@ export function classifyCommand(argv: readonly string[]): Exclude<Role, 'bench'>
   if (has('relay/main.ts')) return 'relay';
   if (has('worker/main.ts')) return 'worker';
   if (program === 'temporal' && argv.includes('start-dev')) return 'temporal';
+  if (program === 'temporal-server') return 'temporal'; // the cluster engine's server
   if (program === 'postgres') return 'postgres';
   if (program === 'nats-server') return 'nats';
   return undefined;
