@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --engine dev|cluster] [-- --seed <n>] [-- --out <dir>]
+ * `npm run bench [-- --quick] [-- --engine dev|cluster|both] [-- --seed <n>] [-- --out <dir>]
  * [-- --p99-bound-ms <ms>] [-- --keep-data]`, `npm run bench -- --render <result.json>` to
  * rewrite a result's .md and .svg, or `npm run bench -- --compare <a.json> <b.json>` to
  * print two results side by side: everything the bench reads from its arguments and the
@@ -105,7 +105,8 @@ export interface BenchConfig {
   render?: string;
   /** Only print these two result files side by side; run nothing. */
   compare?: [string, string];
-  engine: Engine;
+  /** both: one run on each engine, one after the other, then the two side by side. */
+  engine: Engine | 'both';
   /** Seeds the PRNG that draws each order's lines (--seed, else SEED, else a fixed default). */
   seed: number;
   external: { databaseUrl?: string; temporalAddress?: string; temporalUiUrl?: string; natsUrl?: string };
@@ -143,7 +144,7 @@ export interface BenchConfig {
 }
 
 export const USAGE =
-  'usage: npm run bench [-- --quick] [-- --engine dev|cluster] [-- --seed <n>] [-- --out <dir>]\n' +
+  'usage: npm run bench [-- --quick] [-- --engine dev|cluster|both] [-- --seed <n>] [-- --out <dir>]\n' +
   '                     [-- --p99-bound-ms <ms>] [-- --keep-data]\n' +
   '       npm run bench -- --render <result.json>\n' +
   '       npm run bench -- --compare <a.json> <b.json>';
@@ -185,8 +186,8 @@ export function loadBenchConfig(argv: string[], env: Env): BenchConfig {
     );
   }
   const engine = values.engine ?? 'dev';
-  if (!isEngine(engine)) {
-    throw new ConfigError('--engine', `must be one of ${ENGINES.join(', ')}, got "${engine}"`);
+  if (!isEngine(engine) && engine !== 'both') {
+    throw new ConfigError('--engine', `must be one of ${ENGINES.join(', ')} or both, got "${engine}"`);
   }
   let seed: number;
   try {

@@ -24,7 +24,8 @@
  * Orders other than the hot SKU's spread over the catalog (lib/workload.ts), from a seeded PRNG.
  * Everything it started is stopped at the end, whatever happens (Ctrl-C included).
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -37,7 +38,7 @@ import { loadOrExit, splitUrls } from '../../lib/env';
 import { workflowIdFor } from '../../contracts/index';
 import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { bundleBareWorkflow, startBareTemporal } from './bare';
-import { loadBenchConfig, USAGE, type BenchConfig } from './config';
+import { ENGINES, loadBenchConfig, USAGE, type BenchConfig, type Engine } from './config';
 import { EngineUnavailable, resolveEngine, type StartSystem } from './engine';
 import { compareTable } from './lib/compare';
 import {
@@ -107,7 +108,7 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 
 /** What every phase needs. */
 interface Run {
-  config: BenchConfig;
+  config: BenchConfig & { engine: Engine };
   signal: AbortSignal;
   tracker: Tracker;
   cpu: CpuSampler;
@@ -315,7 +316,7 @@ async function optional<T>(run: Run, name: string, phase: () => Promise<T>): Pro
 // The run
 
 async function bench(
-  config: BenchConfig,
+  config: BenchConfig & { engine: Engine },
   startSystem: StartSystem,
   signal: AbortSignal,
   cleanup: Cleanup,
@@ -941,10 +942,12 @@ async function main(): Promise<number> {
     }
     return 0;
   }
+  if (config.engine === 'both') return benchBothEngines(config.outDir);
+  const single = { ...config, engine: config.engine };
   // Before anything starts: an engine that cannot run here costs nothing.
   let startSystem: StartSystem;
   try {
-    startSystem = await resolveEngine(config.engine);
+    startSystem = await resolveEngine(single.engine);
   } catch (error) {
     if (!(error instanceof EngineUnavailable)) throw error;
     process.stderr.write(`${error.message}\n`);
@@ -972,7 +975,7 @@ async function main(): Promise<number> {
   const dataDir = await createDataDir();
   let ok = false;
   try {
-    const result = await bench(config, startSystem, abort.signal, cleanup, dataDir);
+    const result = await bench(single, startSystem, abort.signal, cleanup, dataDir);
     await cleanup.runAll();
     const files = await writeResults(result, config.outDir);
     say('');
@@ -995,6 +998,36 @@ async function main(): Promise<number> {
       say(`data and logs kept in ${dataDir}`);
     }
   }
+}
+
+/**
+ * `--engine both`: the same bench on the dev engine, then on the cluster, each as its own
+ * run (child process, same arguments), then both side by side, printed and written next
+ * to their results as <timestamp>-engines.md.
+ */
+async function benchBothEngines(outDir: string): Promise<number> {
+  const args = process.argv.slice(2).filter((arg, index, all) => arg !== '--engine' && all[index - 1] !== '--engine');
+  const files: string[] = [];
+  for (const engine of ENGINES) {
+    const before = new Set(await readdir(outDir).catch(() => [] as string[]));
+    const code = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', __filename, ...args, '--engine', engine], {
+        stdio: 'inherit',
+      });
+      child.on('exit', resolve);
+    });
+    if (code !== 0) return code ?? 1;
+    const written = (await readdir(outDir)).filter((file) => file.endsWith('.json') && !before.has(file));
+    if (written.length !== 1) throw new Error(`the ${engine} run wrote ${written.length} result files`);
+    files.push(path.join(outDir, written[0]!));
+  }
+  const [dev, cluster] = await Promise.all(files.map(async (file) => parseResult(await readFile(file, 'utf8'))));
+  const table = compareTable(dev!, cluster!, ['dev engine', 'cluster engine']);
+  const file = files[1]!.replace(/\.json$/, '-engines.md');
+  await writeFile(file, `# The bench on both engines\n\n${table}\n`);
+  say(table);
+  say(`wrote ${path.relative(process.cwd(), file)}`);
+  return 0;
 }
 
 main().then(
