@@ -403,32 +403,30 @@ describe('evaluate', () => {
     expect(kinds(snapshot)).toEqual(['once']);
   });
 
-  it('when a cancelled order fenced its completion before it ran, then the fence is not a completion', () => {
+  /** EVERY_PATH with a completeOrder ledger row on its cancelled order, fenced (ran false) or not. */
+  const cancelledWithCompletion = (ran: boolean) => {
     const snapshot = world(EVERY_PATH);
     const cancelled = snapshot.orders.find((order) => order.status === 'CANCELLED')!;
     const workflowId = workflowIdFor(cancelled.id);
+    const step = 'completeOrder';
     (snapshot.ledger as unknown[]).push({
-      idempotencyKey: stepKey(workflowId, 'completeOrder'),
+      idempotencyKey: stepKey(workflowId, step),
       workflowId,
-      step: 'completeOrder',
+      step,
       resultMissing: false,
-      ran: false,
+      ran,
     });
-    expect(evaluate(snapshot)).toEqual([]);
+    return snapshot;
+  };
+
+  it('when a cancelled order fenced its completion before it ran, then the fence is not a completion', () => {
+    expect(evaluate(cancelledWithCompletion(false))).toEqual([]);
   });
 
   it('when a cancelled order has a completion that ran, then that is named', () => {
-    const snapshot = world(EVERY_PATH);
-    const cancelled = snapshot.orders.find((order) => order.status === 'CANCELLED')!;
-    const workflowId = workflowIdFor(cancelled.id);
-    (snapshot.ledger as unknown[]).push({
-      idempotencyKey: stepKey(workflowId, 'completeOrder'),
-      workflowId,
-      step: 'completeOrder',
-      resultMissing: false,
-      ran: true,
-    });
-    expect(details(snapshot)).toContain('CANCELLED but the ledger has completeOrder=true');
+    expect(details(cancelledWithCompletion(true))).toContain(
+      'CANCELLED but the ledger has completeOrder=true',
+    );
   });
 
   it('when an order has two payment rows, then it was charged twice', () => {
