@@ -83,7 +83,8 @@ export interface ForwardStep<P> {
 
 /**
  * Runs a forward step once per idempotency key: a provider step that already ran returns its
- * recorded outcome without calling the provider again; then the step's one transaction
+ * recorded outcome without calling the provider again, and a retry shows its attempt while
+ * it calls; then the step's one transaction
  * claims the ledger key, commits the business rows and events, moves the step to COMPLETED
  * or FAILED (with its attempt) and, on success, shows the `next` step RUNNING.
  */
@@ -93,6 +94,9 @@ export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): 
   if (spec.provider) {
     const recorded = await findRecorded<StepOutcome>(pool, spec.call.idempotencyKey);
     if (recorded) return recorded;
+    // A retry shows its attempt while it waits on the provider (a first attempt needs no
+    // commit of its own: the step before showed it RUNNING).
+    if (attempt > 1) await moveStep(pool, spec.call.orderId, spec.step, 'RUNNING', attempt);
     provided = await callProvider(spec.provider);
   }
   return reportCancellation(() =>

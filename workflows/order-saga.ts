@@ -216,12 +216,17 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       paymentToken: input.paymentToken,
     };
     const shipment = { ...call('createShipment'), address: input.shippingAddress };
+    // v4: what the charge-and-ship activity said of the charge, once it returned.
+    let charged: StepOutcome | undefined;
     const undoShipment = (): void =>
       undoBeforeRunning('createShipment', 'cancelShipment', () =>
-        compensations.cancelShipment.executeWithOptions(
-          { ...COMPENSATION_OPTIONS, summary: 'Cancel the shipment if booked' },
-          [{ ...call('cancelShipment'), bookingKey: stepKey(workflowId, 'createShipment') }],
-        ),
+        // A declined charge never reached the carrier: nothing to cancel there.
+        charged?.ok === false
+          ? Promise.resolve()
+          : compensations.cancelShipment.executeWithOptions(
+              { ...COMPENSATION_OPTIONS, summary: 'Cancel the shipment if booked' },
+              [{ ...call('cancelShipment'), bookingKey: stepKey(workflowId, 'createShipment') }],
+            ),
       );
     if (twoTasks) {
       // v4: the charge and the shipment in one activity on the payments queue, so the saga's
@@ -240,6 +245,7 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
           [{ charge, shipment }],
         );
         shipped = outcome.shipment;
+        charged = outcome.charge;
         return outcome.charge;
       });
       await state.forward('createShipment', () => Promise.resolve(shipped!));

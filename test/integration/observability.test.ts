@@ -183,7 +183,7 @@ describe('Temporal SDK metrics (WORKER_SDK_METRICS_PORT)', () => {
     const queues = new Set(samples.map((s) => s.labels.task_queue).filter(Boolean));
     expect([...queues].some((queue) => queue?.startsWith('obs-'))).toBe(true);
     expect(
-      sum(samples, 'temporal_activity_execution_latency_count', { activity_type: 'chargePayment' }),
+      sum(samples, 'temporal_activity_execution_latency_count', { activity_type: 'chargeAndShip' }),
     ).toBe(3);
     expect(samples.some((s) => s.name === 'temporal_worker_task_slots_available')).toBe(true);
   });
@@ -242,12 +242,17 @@ describe('logs', () => {
         [orders.cancelled, 'CANCELLED', null],
       ].sort(),
     );
-    // The charge step's input went through the logger, with its token masked.
+    // The charge-and-ship activity's input went through the logger, token and address masked.
     const charges = lines.filter(
-      (line) => line.msg === 'saga step started' && line.activityType === 'chargePayment',
+      (line) => line.msg === 'saga step started' && line.activityType === 'chargeAndShip',
     );
     expect(charges).toHaveLength(3);
-    for (const line of charges) expect(line.input).toMatchObject({ paymentToken: '[redacted]' });
+    for (const line of charges) {
+      expect(line.input).toMatchObject({
+        charge: { paymentToken: '[redacted]' },
+        shipment: { address: '[redacted]' },
+      });
+    }
   });
 
   it('when the API logs a request, then it has its requestId, the orderId when it concerns one, and no Authorization value', async () => {

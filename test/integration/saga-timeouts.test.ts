@@ -56,7 +56,7 @@ describe('order saga, a step that exhausts its retries', () => {
       const events = (await decodedHistory(order.handle)).events ?? [];
       const chargeIds = new Set(
         events
-          .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'chargePayment')
+          .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'chargeAndShip')
           .map((e) => String(e.eventId)),
       );
       expect(chargeIds.size).toBe(1);

@@ -27,14 +27,8 @@ import { TEST_ENCRYPTION_KEYS, testEncryptionKeys } from '../support/encryption'
  * then across the real processes, exporting over OTLP/HTTP to a collector stub.
  */
 
-const SAGA_STEPS = [
-  'createOrder',
-  'reserveInventory',
-  'screenOrder',
-  'chargePayment',
-  'createShipment',
-  'completeOrder',
-];
+/** The happy saga's activities and local activities (saga v4). */
+const SAGA_STEPS = ['admitOrder', 'chargeAndShip', 'completeOrder'];
 
 const order = (sku: string) => orderBody({ sku, quantity: 1 });
 
@@ -317,7 +311,7 @@ describe('across the real processes, over OTLP/HTTP', () => {
         'order-saga-api POST /orders',
         'order-saga-api StartWorkflow:orderSaga',
         'order-saga-worker RunWorkflow:orderSaga',
-        'order-saga-worker RunActivity:chargePayment',
+        'order-saga-worker RunActivity:chargeAndShip',
       ]),
     );
   });

@@ -143,8 +143,9 @@ it('when SIGTERM arrives while a step runs, then the worker drains: it waits for
     );
     expect(ledger.rows).toEqual([{ result: { ok: true } }]);
     const lines = await worker.jsonLines();
+    // Saga v4 reserves inside admitOrder (the order, its reservation, its screening).
     const reserveLines = lines
-      .filter((line) => line.activityType === 'reserveInventory')
+      .filter((line) => line.activityType === 'admitOrder')
       .map((line) => line.msg);
     expect(reserveLines).toEqual(expect.arrayContaining(['Activity completed']));
     expect(reserveLines).not.toContain('Activity completed as cancelled');
@@ -153,7 +154,7 @@ it('when SIGTERM arrives while a step runs, then the worker drains: it waits for
       (line) => line.msg === 'Worker state changed' && line.state === 'DRAINING',
     );
     const completed = lines.findIndex(
-      (line) => line.activityType === 'reserveInventory' && line.msg === 'Activity completed',
+      (line) => line.activityType === 'admitOrder' && line.msg === 'Activity completed',
     );
     expect(draining).toBeGreaterThan(-1);
     expect(completed).toBeGreaterThan(draining);
