@@ -39,6 +39,8 @@ export const CLUSTER_REDUCED: Mode = {
 /** The contract's promise (§7): a dead relay's share moves to a live one within 5 s. */
 const SHARE_MOVES_WITHIN_MS = 5_000;
 const PARTITIONS = 16;
+/** How long a NATS node stays down after the stream took its first event without it. */
+const AFTER_FIRST_EVENT_MS = 3_000;
 
 // ---------------------------------------------------------------------------------------
 // One NATS node of three
@@ -95,7 +97,8 @@ const natsNodeKill: Fault = async (context) => {
       { timeoutMs: 60_000, intervalMs: 100 },
     );
     const firstEventMs = Date.now() - downAt;
-    await delay(Math.max(0, downAt + context.mode.natsDownMs - Date.now()));
+    // Down natsDownMs, and a while after the first event, so "goes on" is seen, not one event.
+    await delay(Math.max(AFTER_FIRST_EVENT_MS, downAt + context.mode.natsDownMs - Date.now()));
     const during = await streamInfo(jsm);
     if (moving === undefined || during === undefined) {
       context.findings.push(
@@ -103,9 +106,11 @@ const natsNodeKill: Fault = async (context) => {
       );
     } else {
       context.notes.push(
-        `${node.name} (the stream's leader) SIGKILLed with ${inFlightAtFault} in flight; the stream took its next event ` +
-          `${firstEventMs} ms later (leader now ${during.leader ?? '?'}) and ${during.lastSeq - seqBefore} events ` +
-          `in the ${Date.now() - downAt} ms it was down`,
+        `${node.name} (the stream's leader) SIGKILLed with ${inFlightAtFault} in flight: the stream took no event for ` +
+          `${firstEventMs} ms (a new leader's election; now ${during.leader ?? '?'}), then went on: ` +
+          `${moving.lastSeq - seqBefore} events at once, ${during.lastSeq - moving.lastSeq} more in the next ` +
+          `${Date.now() - downAt - firstEventMs} ms ` +
+          `with ${node.name} still down (${Date.now() - downAt} ms in all)`,
       );
     }
   } finally {
@@ -218,10 +223,12 @@ const relayMostPartitionsKill: Fault = async (context) => {
 // One api of two
 
 /**
- * SIGKILL one api replica under load and keep it down while the other serves: the load
- * (which spreads its POSTs over both) must go on through the live one, and the sagas of
- * orders the dead one accepted but had not started must be started by the live one's
- * starter (DB-first acceptance: the start request is in Postgres) while it is still down.
+ * SIGKILL one api replica under load, at a moment when a saga start is pending (an order
+ * committed, its saga not yet known to have started: with two apis, the victim's about half
+ * the time), and keep it down while the other serves: the load (which spreads its POSTs over
+ * both) must go on through the live one, and the sagas of orders the dead one accepted but
+ * had not started must be started by the live one's starter (DB-first acceptance: the
+ * start request is in Postgres) while it is still down.
  */
 const apiReplicaKill: Fault = async (context) => {
   const replicas = context.fleet.replicas('api');
@@ -233,6 +240,11 @@ const apiReplicaKill: Fault = async (context) => {
   const victim = replicas[index]!;
   const victimUrl = urls[index]!;
   const inFlightAtFault = await context.inFlight();
+  const startPending = await answerWithin(
+    'a saga start pending',
+    async () => (await context.pool.query('SELECT 1 FROM saga_starts LIMIT 1')).rowCount! > 0,
+    { timeoutMs: 5_000, intervalMs: 5 },
+  );
   await context.fleet.kill(victim);
   const killedAt = Date.now();
   const { rows: pending } = await context.pool.query<{ order_id: string }>(
@@ -269,7 +281,8 @@ const apiReplicaKill: Fault = async (context) => {
         `${Date.now() - killedAt} ms: meanwhile the other api accepted ${servedByLive} POSTs (${triedDead} tried on the dead one first); ` +
         (started === undefined
           ? `the ${pendingIds.length} saga starts pending at the kill NOT all done`
-          : `the ${pendingIds.length} saga starts pending at the kill were done in ${startedMs} ms`),
+          : `the ${pendingIds.length} saga starts pending at the kill were done in ${startedMs} ms`) +
+        (startPending === undefined ? ' (no start was pending within 5 s: killed anyway)' : ''),
     );
     if (started === undefined)
       context.findings.push(
