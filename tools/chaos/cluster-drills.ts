@@ -86,12 +86,15 @@ const natsNodeKill: Fault = async (context) => {
   const seqBefore = before?.lastSeq ?? 0;
   await node.stop('crash');
   const downAt = Date.now();
+  let newLeaderMs: number | undefined;
   let healedAt: number;
   try {
     const moving = await answerWithin(
       `the stream taking events with ${node.name} down`,
       async () => {
         const info = await streamInfo(jsm);
+        if (newLeaderMs === undefined && info?.leader && info.leader !== node.name)
+          newLeaderMs = Date.now() - downAt;
         return info !== undefined && info.lastSeq > seqBefore ? info : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 100 },
@@ -107,7 +110,7 @@ const natsNodeKill: Fault = async (context) => {
     } else {
       context.notes.push(
         `${node.name} (the stream's leader) SIGKILLed with ${inFlightAtFault} in flight: the stream took no event for ` +
-          `${firstEventMs} ms (a new leader's election; now ${during.leader ?? '?'}), then went on: ` +
+          `${firstEventMs} ms (a new leader, ${during.leader ?? '?'}, answered after ${newLeaderMs ?? '?'} ms), then went on: ` +
           `${moving.lastSeq - seqBefore} events at once, ${during.lastSeq - moving.lastSeq} more in the next ` +
           `${Date.now() - downAt - firstEventMs} ms ` +
           `with ${node.name} still down (${Date.now() - downAt} ms in all)`,
