@@ -243,21 +243,26 @@ const apiReplicaKill: Fault = async (context) => {
   const victim = replicas[index]!;
   const victimUrl = urls[index]!;
   const inFlightAtFault = await context.inFlight();
+  const pendingStarts = async (): Promise<string[]> =>
+    (await context.pool.query<{ order_id: string }>('SELECT order_id FROM saga_starts')).rows.map(
+      (row) => row.order_id,
+    );
   const startPending = await answerWithin(
     'a saga start pending',
-    async () => (await context.pool.query('SELECT 1 FROM saga_starts LIMIT 1')).rowCount! > 0,
+    async () => {
+      const ids = await pendingStarts();
+      return ids.length > 0 ? ids : undefined;
+    },
     { timeoutMs: 5_000, intervalMs: 5 },
   );
   await context.fleet.kill(victim);
   const killedAt = Date.now();
-  const { rows: pending } = await context.pool.query<{ order_id: string }>(
-    'SELECT order_id FROM saga_starts',
-  );
-  const pendingIds = pending.map((row) => row.order_id);
+  // Pending just before the kill (the victim may have been starting them) or just after it.
+  const pendingIds = [...new Set([...(startPending ?? []), ...(await pendingStarts())])];
   let healedAt: number;
   try {
     const started = await answerWithin(
-      `the ${pendingIds.length} saga starts pending at the kill done without ${victim}`,
+      `the ${pendingIds.length} saga starts pending around the kill done without ${victim}`,
       async () => {
         const { rows } = await context.pool.query<{ n: number }>(
           'SELECT count(*)::int AS n FROM saga_starts WHERE order_id = ANY($1::uuid[])',
@@ -283,8 +288,8 @@ const apiReplicaKill: Fault = async (context) => {
       `${victim} SIGKILLed with ${inFlightAtFault} in flight (it had accepted ${acceptedByVictim} orders), down ` +
         `${Date.now() - killedAt} ms: meanwhile the other api accepted ${servedByLive} POSTs (${triedDead} tried on the dead one first); ` +
         (started === undefined
-          ? `the ${pendingIds.length} saga starts pending at the kill NOT all done`
-          : `the ${pendingIds.length} saga starts pending at the kill were done in ${startedMs} ms`) +
+          ? `the ${pendingIds.length} saga starts pending around the kill NOT all done`
+          : `the ${pendingIds.length} saga starts pending around the kill were done in ${startedMs} ms`) +
         (startPending === undefined ? ' (no start was pending within 5 s: killed anyway)' : ''),
     );
     if (started === undefined)
