@@ -176,7 +176,7 @@ export function loadReaches(context: FaultContext, share: number): Promise<boole
 }
 
 /** Keeps asking the API a few questions, on its own status tally, until `stop.now`. */
-export async function probeApi(
+async function probeApi(
   env: DrillEnv,
   skus: string[],
   orderIds: () => string[],
@@ -201,7 +201,7 @@ export async function probeApi(
   return probe;
 }
 
-export const describeTally = (api: ApiClient): string =>
+const describeTally = (api: ApiClient): string =>
   [...api.tally.counts].map(([key, count]) => `${key} ×${count}`).join(', ');
 
 // ---------------------------------------------------------------------------------------
