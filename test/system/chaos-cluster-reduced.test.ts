@@ -20,7 +20,7 @@ import { chooseSeed } from '../../tools/fixtures/seed';
 import { runScript } from '../support/run-script';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-/** Seen: 60–80 s on 2 cores with the cluster tools cached; the run's own watchdog ends it well before this. */
+/** Seen: 60–105 s on 2 cores with the cluster tools cached; the run's own watchdog ends it well before this. */
 const RUN_TIMEOUT_MS = 15 * 60_000;
 
 interface Report {
