@@ -13,7 +13,7 @@ import { readPendingStarts } from '../../store/saga-starts';
 import { STREAM_NAME, TERMINAL_STATUSES } from '../../contracts/index';
 import { answerWithin, eventually } from '../fixtures/eventually';
 import { orderBody } from '../fixtures/order';
-import type { Fleet } from './fleet';
+import type { Services } from './fleet';
 import { evaluate, gatherSnapshot, waitUntilSettled, type Violation } from './invariants';
 import {
   ApiClient,
@@ -26,7 +26,7 @@ import {
   type DrivenOrder,
   type Rng,
 } from './load';
-import type { ChaosStack } from './stack';
+import type { Piece, StopMode } from './stack';
 
 export interface Mode {
   name: 'full' | 'reduced';
@@ -40,6 +40,8 @@ export interface Mode {
   temporalPauseMs: number;
   apiKills: number;
   natsDownMs: number;
+  /** How long a killed api replica stays down while the other serves (cluster). */
+  apiDownMs: number;
   stormKeys: number;
   stormCopies: number;
   settleTimeoutMs: number;
@@ -58,6 +60,7 @@ export const FULL: Mode = {
   temporalPauseMs: 20_000,
   apiKills: 3,
   natsDownMs: 30_000,
+  apiDownMs: 15_000,
   stormKeys: 20,
   stormCopies: 50,
   settleTimeoutMs: 300_000,
@@ -74,16 +77,29 @@ export const REDUCED: Mode = {
   temporalPauseMs: 5_000,
   apiKills: 2,
   natsDownMs: 10_000,
+  apiDownMs: 5_000,
   stormKeys: 20,
   stormCopies: 50,
   settleTimeoutMs: 180_000,
 };
 
+/**
+ * The servers a drill can take away, on either engine: the dev stack (tools/chaos/stack.ts:
+ * one of each) or the cluster (tools/dev/cluster-stack.ts: the Temporal server, three NATS
+ * nodes).
+ */
+export interface DrillStack {
+  postgres: Piece;
+  temporal: Piece;
+  /** Every NATS server: one on dev, the cluster's three nodes. */
+  natsNodes: Piece[];
+}
+
 export interface DrillEnv {
-  stack: ChaosStack;
+  stack: DrillStack;
   /** For the "no saga without a 202" check: which runs Temporal has. */
   temporal: Client;
-  fleet: Fleet;
+  fleet: Services;
   pool: Pool;
   nats: NatsConnection;
   api: ApiClient;
@@ -118,7 +134,7 @@ export interface DrillResult {
   since: Date;
 }
 
-interface FaultContext extends DrillEnv {
+export interface FaultContext extends DrillEnv {
   skus: string[];
   /** Share of the drill's orders accepted so far. */
   progress(): number;
@@ -128,12 +144,12 @@ interface FaultContext extends DrillEnv {
   findings: string[];
 }
 
-interface FaultReport {
+export interface FaultReport {
   inFlightAtFault: number;
   healedAt: number;
 }
 
-type Fault = (context: FaultContext) => Promise<FaultReport>;
+export type Fault = (context: FaultContext) => Promise<FaultReport>;
 
 const TERMINAL = [...TERMINAL_STATUSES];
 
@@ -147,7 +163,7 @@ async function seedProducts(pool: Pool, products: Record<string, [number, number
  * Waits until the load has had `share` of the drill's orders accepted; a load that never
  * gets there fails the fault (a finding) instead of faulting an idle system.
  */
-function loadReaches(context: FaultContext, share: number): Promise<boolean> {
+export function loadReaches(context: FaultContext, share: number): Promise<boolean> {
   return eventually(
     `${Math.round(share * 100)} % of the orders accepted`,
     () => context.progress() >= share,
@@ -166,7 +182,7 @@ async function probeApi(
   orderIds: () => string[],
   stop: { now: boolean },
 ): Promise<ApiClient> {
-  const probe = new ApiClient(env.api.baseUrl);
+  const probe = new ApiClient(env.api.baseUrls);
   while (!stop.now) {
     const id = orderIds()[0];
     await Promise.all([
@@ -191,7 +207,11 @@ const describeTally = (api: ApiClient): string =>
 // ---------------------------------------------------------------------------------------
 // Running a drill
 
-async function runLoadDrill(env: DrillEnv, drill: string, fault: Fault | undefined): Promise<DrillResult> {
+export async function runLoadDrill(
+  env: DrillEnv,
+  drill: string,
+  fault: Fault | undefined,
+): Promise<DrillResult> {
   const started = Date.now();
   const { mode, pool } = env;
   const prefix = `${drill}-${env.runId}`;
@@ -326,7 +346,7 @@ async function outcomesOf(
 // ---------------------------------------------------------------------------------------
 // The faults
 
-const workerKills: Fault = async (context) => {
+export const workerKills: Fault = async (context) => {
   let inFlightAtFault = 0;
   for (let kill = 1; kill <= context.mode.workerKills; kill++) {
     // Spread the kills over the load: after ~15 %, ~45 %, ~75 % of the orders, plus jitter.
@@ -368,26 +388,29 @@ const postgresRestart: Fault = async (context) => {
   return { inFlightAtFault, healedAt };
 };
 
-const temporalRestart: Fault = async (context) => {
-  await loadReaches(context, 0.3);
-  const inFlightAtFault = await context.inFlight();
-  const stop = { now: false };
-  const downAt = Date.now();
-  await context.stack.temporal.stop('graceful');
-  const probing = probeApi(context, context.skus, () => [], stop);
-  try {
-    await delay(context.mode.temporalDownMs);
-    await context.stack.temporal.start();
-  } finally {
-    stop.now = true;
-  }
-  const healedAt = Date.now();
-  const probe = await probing;
-  context.notes.push(`temporal down ${healedAt - downAt} ms (SIGTERM, restart on the same temporal.db)`);
-  context.notes.push(`API while temporal was down: ${describeTally(probe)}`);
-  context.findings.push(...probe.tally.serverErrors().map((entry) => `while temporal was down: ${entry}`));
-  return { inFlightAtFault, healedAt };
-};
+/** Temporal stopped (dev: SIGTERM; cluster: SIGKILL), down a while, started again on its data. */
+export const temporalRestart =
+  (how: StopMode, what: string): Fault =>
+  async (context) => {
+    await loadReaches(context, 0.3);
+    const inFlightAtFault = await context.inFlight();
+    const stop = { now: false };
+    const downAt = Date.now();
+    await context.stack.temporal.stop(how);
+    const probing = probeApi(context, context.skus, () => [], stop);
+    try {
+      await delay(context.mode.temporalDownMs);
+      await context.stack.temporal.start();
+    } finally {
+      stop.now = true;
+    }
+    const healedAt = Date.now();
+    const probe = await probing;
+    context.notes.push(`temporal down ${healedAt - downAt} ms (${what})`);
+    context.notes.push(`API while temporal was down: ${describeTally(probe)}`);
+    context.findings.push(...probe.tally.serverErrors().map((entry) => `while temporal was down: ${entry}`));
+    return { inFlightAtFault, healedAt };
+  };
 
 const percentile = (sorted: readonly number[], p: number): number =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -460,12 +483,12 @@ const natsOutage: Fault = async (context) => {
   await loadReaches(context, 0.3);
   const inFlightAtFault = await context.inFlight();
   const downAt = Date.now();
-  await context.stack.nats.stop('graceful');
+  await Promise.all(context.stack.natsNodes.map((node) => node.stop('graceful')));
   await delay(context.mode.natsDownMs);
   const { rows } = await context.pool.query<{ n: number }>(
     'SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL AND parked_at IS NULL',
   );
-  await context.stack.nats.start();
+  await Promise.all(context.stack.natsNodes.map((node) => node.start()));
   const healedAt = Date.now();
   context.notes.push(
     `nats down ${healedAt - downAt} ms; ${rows[0]!.n} outbox events waiting when it came back`,
@@ -632,7 +655,12 @@ export const DRILLS: Record<string, (env: DrillEnv) => Promise<DrillResult>> = {
   baseline: (env) => runLoadDrill(env, 'baseline', undefined),
   'worker-kill': (env) => runLoadDrill(env, 'worker-kill', workerKills),
   'postgres-restart': (env) => runLoadDrill(env, 'postgres-restart', postgresRestart),
-  'temporal-restart': (env) => runLoadDrill(env, 'temporal-restart', temporalRestart),
+  'temporal-restart': (env) =>
+    runLoadDrill(
+      env,
+      'temporal-restart',
+      temporalRestart('graceful', 'SIGTERM, restart on the same temporal.db'),
+    ),
   'temporal-pause': (env) => runLoadDrill(env, 'temporal-pause', temporalPause),
   'api-kill': (env) => runLoadDrill(env, 'api-kill', apiKills),
   'nats-outage': (env) => runLoadDrill(env, 'nats-outage', natsOutage),

@@ -16,6 +16,23 @@ export interface UnexpectedExit {
   lastLines: string;
 }
 
+/**
+ * The api, worker and relay processes as the drills see them, on either engine: this
+ * file's Fleet (dev: one of each) or tools/chaos/cluster-engine.ts' (two of each). A name is
+ * a replica's: `worker` is the first worker, `worker-2` the second (the cluster's names).
+ */
+export interface Services {
+  /** Exits nobody asked for (the process was restarted). */
+  readonly unexpectedExits: UnexpectedExit[];
+  /** The replicas of a role, by name (`['relay']` on dev, `['relay', 'relay-2']` on the cluster). */
+  replicas(role: ServiceName): string[];
+  pid(name: string): number | undefined;
+  /** SIGKILL: a crash, no shutdown code runs. */
+  kill(name: string): Promise<void>;
+  /** Starts it (if not running) and waits until it is ready. */
+  start(name: string): Promise<void>;
+}
+
 export interface FleetOptions {
   logsDir: string;
   env: Record<ServiceName, NodeJS.ProcessEnv>;
@@ -23,7 +40,7 @@ export interface FleetOptions {
   log: (line: string) => void;
 }
 
-export class Fleet {
+export class Fleet implements Services {
   private readonly children = new Map<ServiceName, ChildService>();
   /** Children we are stopping or killing on purpose. */
   private readonly intended = new Set<ChildService>();
@@ -31,6 +48,10 @@ export class Fleet {
   readonly unexpectedExits: UnexpectedExit[] = [];
 
   constructor(private readonly options: FleetOptions) {}
+
+  replicas(role: ServiceName): string[] {
+    return [role];
+  }
 
   pid(name: ServiceName): number | undefined {
     const child = this.children.get(name);

@@ -48,19 +48,48 @@ export interface Answer {
   headers: Headers | undefined;
 }
 
-/** One answered POST /orders: when it was sent, how long it took, its status (0: no answer). */
+/** One answered POST /orders: when it was sent, how long it took, its status (0: no answer), which api. */
 export interface PostTiming {
   sentAt: number;
   ms: number;
   status: number;
+  baseUrl: string;
 }
 
+/** After a call gets no answer, its api is passed over for this long (while another is left). */
+const PASS_OVER_MS = 1_000;
+
+/**
+ * A client of one api, or of several replicas (the cluster): calls go round the replicas in
+ * turn, and one that just gave no answer is passed over for a second, so a retry lands on a
+ * live one. With one base URL every call goes there.
+ */
 export class ApiClient {
   tally = new StatusTally();
   /** Every POST /orders this client sent, for latency figures around a fault. */
   readonly postTimings: PostTiming[] = [];
+  readonly baseUrls: readonly string[];
+  private turn = 0;
+  private readonly silentUntil = new Map<string, number>();
 
-  constructor(readonly baseUrl: string) {}
+  constructor(baseUrl: string | readonly string[]) {
+    this.baseUrls = typeof baseUrl === 'string' ? [baseUrl] : [...baseUrl];
+    if (this.baseUrls.length === 0) throw new Error('ApiClient needs at least one base URL');
+  }
+
+  /** The first api (the only one on the dev engine). */
+  get baseUrl(): string {
+    return this.baseUrls[0]!;
+  }
+
+  private nextBaseUrl(): string {
+    const now = Date.now();
+    for (let tried = 0; tried < this.baseUrls.length; tried++) {
+      const url = this.baseUrls[this.turn++ % this.baseUrls.length]!;
+      if ((this.silentUntil.get(url) ?? 0) <= now) return url;
+    }
+    return this.baseUrls[this.turn++ % this.baseUrls.length]!;
+  }
 
   async call(
     method: 'GET' | 'POST',
@@ -69,11 +98,13 @@ export class ApiClient {
   ): Promise<Answer> {
     const route = `${method} ${path.replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, ':id').replace(/\/inventory\/.*/, '/inventory/:sku')}`;
     const sentAt = Date.now();
+    const baseUrl = this.nextBaseUrl();
     const timed = (status: number): void => {
-      if (route === 'POST /orders') this.postTimings.push({ sentAt, ms: Date.now() - sentAt, status });
+      if (route === 'POST /orders')
+        this.postTimings.push({ sentAt, ms: Date.now() - sentAt, status, baseUrl });
     };
     try {
-      const response = await fetch(`${this.baseUrl}${path}`, {
+      const response = await fetch(`${baseUrl}${path}`, {
         method,
         headers: {
           ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -95,6 +126,7 @@ export class ApiClient {
     } catch {
       this.tally.record(route, 0);
       timed(0);
+      if (this.baseUrls.length > 1) this.silentUntil.set(baseUrl, Date.now() + PASS_OVER_MS);
       return { status: 0, body: undefined, headers: undefined };
     }
   }

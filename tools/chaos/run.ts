@@ -1,6 +1,11 @@
 /**
- * `npm run test:chaos [-- --reduced] [-- --drills a,b] [-- --seed N|random] [-- --keep]`
+ * `npm run test:chaos [-- --reduced] [-- --drills a,b] [-- --seed N|random] [-- --keep] [-- --engine dev|cluster]`
  * `npm run test:chaos -- --soak [--minutes N] [--rate R]`
+ *
+ * `--engine cluster` runs the cluster's drills (tools/chaos/cluster-drills.ts) with the same
+ * load and invariants against the production topology (tools/chaos/cluster-engine.ts:
+ * the Temporal server on Postgres, three NATS nodes, two each of api, worker and relay);
+ * the default `dev` engine is described below.
  *
  * Starts its own stack (Postgres, Temporal dev server, NATS) on fresh data in a temp dir,
  * migrates, spawns api, worker and relay as child processes, then runs the drills one
@@ -28,9 +33,11 @@ import { Client, Connection } from '@temporalio/client';
 import { migrate } from '../../store/migrate';
 import { createPool, type Pool } from '../../store/pool';
 import { choosePorts } from '../dev/processes';
-import { ensureTools } from '../dev/tools';
+import { ensureClusterTools, ensureTools } from '../dev/tools';
 import { ensureOrdersStream } from '../../relay/stream';
 import { DRILLS, FULL, REDUCED, finalCheck, type DrillEnv, type DrillResult, type Mode } from './drills';
+import { CLUSTER_DRILLS, CLUSTER_FULL, CLUSTER_REDUCED } from './cluster-drills';
+import { startClusterEngine, type ClusterEngine } from './cluster-engine';
 import { Fleet } from './fleet';
 import type { Violation } from './invariants';
 import { chooseSeed } from '../fixtures/seed';
@@ -42,7 +49,14 @@ import { generateEncryptionKey, workflowBundleConverters } from '../../lib/paylo
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
+const ENGINES = ['dev', 'cluster'] as const;
+type Engine = (typeof ENGINES)[number];
+
+/** A bad command line: said in one line, no stack. */
+class UsageError extends Error {}
+
 interface RunConfig {
+  engine: Engine;
   mode: Mode;
   drills: string[];
   seed: number;
@@ -64,20 +78,39 @@ function loadConfig(argv: string[]): RunConfig {
       minutes: { type: 'string', default: '10' },
       rate: { type: 'string' },
       out: { type: 'string' },
+      engine: { type: 'string', default: 'dev' },
     },
   });
+  const engine = values.engine as Engine;
+  if (!ENGINES.includes(engine))
+    throw new UsageError(
+      `--engine must be one of ${ENGINES.join(', ')} (got ${JSON.stringify(values.engine)})`,
+    );
+  if (engine === 'cluster' && values.soak) throw new UsageError('--soak runs on the dev engine only');
+  const catalog = engine === 'cluster' ? CLUSTER_DRILLS : DRILLS;
   const number = (name: string, text: string, min: number, max: number): number => {
     const value = Number(text);
     if (!Number.isFinite(value) || value < min || value > max)
-      throw new Error(`--${name} must be a number in ${min}..${max}`);
+      throw new UsageError(`--${name} must be a number in ${min}..${max}`);
     return value;
   };
-  const drills = values.drills ? values.drills.split(',').map((name) => name.trim()) : Object.keys(DRILLS);
-  const unknown = drills.filter((name) => !(name in DRILLS));
-  if (unknown.length > 0)
-    throw new Error(`unknown drill(s) ${unknown.join(', ')}; known: ${Object.keys(DRILLS).join(', ')}`);
+  const drills = values.drills ? values.drills.split(',').map((name) => name.trim()) : Object.keys(catalog);
+  const unknown = drills.filter((name) => !(name in catalog));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `unknown ${engine} drill(s) ${unknown.join(', ')}; known: ${Object.keys(catalog).join(', ')}`,
+    );
+  }
   return {
-    mode: values.reduced ? REDUCED : FULL,
+    engine,
+    mode:
+      engine === 'cluster'
+        ? values.reduced
+          ? CLUSTER_REDUCED
+          : CLUSTER_FULL
+        : values.reduced
+          ? REDUCED
+          : FULL,
     drills,
     seed: chooseSeed(values.seed ?? process.env.SEED),
     keep: values.keep ?? false,
@@ -100,6 +133,7 @@ const log = (line: string): void => {
 const resources: {
   stack?: ChaosStack;
   fleet?: Fleet;
+  cluster?: ClusterEngine;
   pool?: Pool;
   nats?: NatsConnection;
   temporal?: Connection;
@@ -111,10 +145,12 @@ let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     await resources.fleet?.close().catch(() => undefined);
+    resources.cluster?.services.close();
     await resources.nats?.close().catch(() => undefined);
     await resources.temporal?.close().catch(() => undefined);
     await resources.pool?.end().catch(() => undefined);
     await resources.stack?.stop().catch(() => undefined);
+    await resources.cluster?.cluster.stop().catch(() => undefined);
     if (resources.dataDir && !resources.keepData)
       await rm(resources.dataDir, { recursive: true, force: true });
     else if (resources.dataDir) log(`data and logs kept in ${resources.dataDir}`);
@@ -134,13 +170,55 @@ async function main(): Promise<number> {
   }, budgetMs);
   watchdog.unref();
 
-  log(`mode ${config.soak ? 'soak' : config.mode.name}, seed ${config.seed}`);
-  const tools = await ensureTools((line) => log(line));
+  log(
+    `${config.engine === 'cluster' ? 'engine cluster, ' : ''}mode ${config.soak ? 'soak' : config.mode.name}, seed ${config.seed}`,
+  );
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'order-saga-chaos-'));
   await chmod(dataDir, 0o755); // Postgres runs as user postgres and must enter it
   resources.dataDir = dataDir;
   log(`data in ${dataDir}`);
+  const drillEnv =
+    config.engine === 'cluster' ? await clusterDrillEnv(config, dataDir) : await devDrillEnv(config, dataDir);
 
+  if (config.soak) {
+    const ratePerS = config.soak.ratePerS ?? (await halfSaturationRate());
+    const result = await runSoak(drillEnv, { minutes: config.soak.minutes, ratePerS });
+    printSoak(result);
+    await writeReport(config, dataDir, { seed: config.seed, soak: result });
+    resources.keepData = config.keep || !result.pass;
+    return result.pass ? 0 : 1;
+  }
+
+  const drills = config.engine === 'cluster' ? CLUSTER_DRILLS : DRILLS;
+  const runSince = new Date(Date.now() - 5_000);
+  const results: DrillResult[] = [];
+  for (const name of config.drills) {
+    const result = await drills[name]!(drillEnv);
+    results.push(result);
+    log(
+      `drill ${name}: ${result.violations.length} violation(s), ${result.findings.length} finding(s), ` +
+        `recovered in ${result.recoveryMs === null ? '—' : `${(result.recoveryMs / 1000).toFixed(1)} s`}`,
+    );
+  }
+  const final = await finalCheck(drillEnv, results, runSince);
+  printTable(config, results, final);
+  await writeReport(config, dataDir, {
+    seed: config.seed,
+    ...(config.engine === 'cluster' ? { engine: config.engine } : {}),
+    mode: config.mode,
+    drills: results,
+    final,
+  });
+  const failed =
+    final.length > 0 ||
+    results.some((result) => !result.settled || result.violations.length > 0 || result.findings.length > 0);
+  resources.keepData = config.keep || failed;
+  return failed ? 1 : 0;
+}
+
+/** The dev engine: tools/chaos/stack.ts' Postgres, Temporal dev server and NATS, and one api, worker and relay. */
+async function devDrillEnv(config: RunConfig, dataDir: string): Promise<DrillEnv> {
+  const tools = await ensureTools((line) => log(line));
   const bundlePath = path.join(dataDir, 'workflow-bundle.js');
   const [stack] = await Promise.all([
     startChaosStack({ dataDir, tools, log }).then((s) => (resources.stack = s)),
@@ -203,33 +281,52 @@ async function main(): Promise<number> {
     log,
   };
 
-  if (config.soak) {
-    const ratePerS = config.soak.ratePerS ?? (await halfSaturationRate());
-    const result = await runSoak(drillEnv, { minutes: config.soak.minutes, ratePerS });
-    printSoak(result);
-    await writeReport(config, dataDir, { seed: config.seed, soak: result });
-    resources.keepData = config.keep || !result.pass;
-    return result.pass ? 0 : 1;
-  }
+  return drillEnv;
+}
 
-  const runSince = new Date(Date.now() - 5_000);
-  const results: DrillResult[] = [];
-  for (const name of config.drills) {
-    const result = await DRILLS[name]!(drillEnv);
-    results.push(result);
-    log(
-      `drill ${name}: ${result.violations.length} violation(s), ${result.findings.length} finding(s), ` +
-        `recovered in ${result.recoveryMs === null ? '—' : `${(result.recoveryMs / 1000).toFixed(1)} s`}`,
-    );
-  }
-  const final = await finalCheck(drillEnv, results, runSince);
-  printTable(config, results, final);
-  await writeReport(config, dataDir, { seed: config.seed, mode: config.mode, drills: results, final });
-  const failed =
-    final.length > 0 ||
-    results.some((result) => !result.settled || result.violations.length > 0 || result.findings.length > 0);
-  resources.keepData = config.keep || failed;
-  return failed ? 1 : 0;
+/**
+ * The cluster engine: tools/dev/cluster-stack.ts' production topology on fresh data, its
+ * NATS clients on every node, the load spread over both apis.
+ */
+async function clusterDrillEnv(config: RunConfig, dataDir: string): Promise<DrillEnv> {
+  const tools = await ensureClusterTools((line) => log(line));
+  const engine = await startClusterEngine({
+    dataDir,
+    tools,
+    encryptionKeys: process.env.PAYLOAD_ENCRYPTION_KEYS ?? generateEncryptionKey('chaos'),
+    // Each service reads only its own: the apis the rate limit (the drills are one client
+    // at a high rate), the workers the fraud deny list.
+    serviceEnv: { LOG_LEVEL: 'info', RATE_LIMIT_MAX: '1000000', FRAUD_DENY_LIST: DENIED_CUSTOMER },
+    log,
+  });
+  resources.cluster = engine;
+  const { cluster } = engine;
+  log(
+    `cluster up: ${cluster.databaseUrl} · ${cluster.temporalAddress} · ${cluster.natsUrl} · ${cluster.apiUrls.join(', ')}`,
+  );
+  const pool = createPool(cluster.databaseUrl, { max: 4, applicationName: 'order-saga-chaos' });
+  resources.pool = pool;
+  const nats = (await connect({
+    servers: cluster.natsUrls,
+    name: 'order-saga-chaos',
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  })) as NatsConnection;
+  resources.nats = nats;
+  const temporalConnection = await Connection.connect({ address: cluster.temporalAddress });
+  resources.temporal = temporalConnection;
+  return {
+    stack: engine.stack,
+    temporal: new Client({ connection: temporalConnection }),
+    fleet: engine.services,
+    pool,
+    nats,
+    api: new ApiClient(cluster.apiUrls),
+    rng: seededRng(config.seed),
+    mode: config.mode,
+    runId: randomUUID().slice(0, 6),
+    log,
+  };
 }
 
 /**
@@ -284,7 +381,7 @@ function printTable(config: RunConfig, results: readonly DrillResult[], final: r
     'unexpected outcomes',
   ];
   const lines = [
-    `\nchaos run (${config.mode.name}, seed ${config.seed})\n`,
+    `\nchaos run (${config.engine === 'cluster' ? 'cluster, ' : ''}${config.mode.name}, seed ${config.seed})\n`,
     `| ${header.join(' | ')} |`,
     `| ${header.map(() => '---').join(' | ')} |`,
     ...rows.map((row) => `| ${row.join(' | ')} |`),
@@ -350,7 +447,8 @@ main()
       process.exit(code);
     },
     async (error: unknown) => {
-      log(`run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      if (error instanceof UsageError) process.stderr.write(`test:chaos: ${error.message}\n`);
+      else log(`run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       await cleanup();
       process.exit(2);
     },

@@ -43,6 +43,8 @@ export interface ChaosStack {
   postgres: Piece;
   temporal: Piece;
   nats: Piece;
+  /** The same NATS server, as the engine-neutral drills take it (tools/chaos/drills.ts' DrillStack). */
+  natsNodes: Piece[];
   /** Stops whatever is running; safe to call twice. */
   stop(): Promise<void>;
 }
@@ -79,6 +81,7 @@ export async function startChaosStack(options: {
       postgres,
       temporal,
       nats,
+      natsNodes: [nats],
       stop: () => (stopping ??= stopAll()),
     };
   } catch (error) {
