@@ -151,8 +151,8 @@ export const PATCHES = {
   /** v3: the short database steps run as local activities, inside the workflow task. */
   localDbSteps: 'local-db-steps',
   /**
-   * v4: two workflow tasks per happy saga: every database step (fraud screening and the
-   * approval record included) local, the charge and the shipment one activity on the payments queue.
+   * v4: two workflow tasks per happy saga: the database steps (fraud screening included)
+   * local, the charge and the shipment one activity on the payments queue.
    */
   twoTaskSaga: 'two-task-saga',
 } as const;

@@ -38,9 +38,7 @@ import {
   bookkeeping,
   COMPENSATION_OPTIONS,
   compensations,
-  LOCAL_BOOKKEEPING_OPTIONS,
   LOCAL_PIVOT_OPTIONS,
-  localBookkeeping,
   LOCAL_STEP_OPTIONS,
   localPivot,
   localSteps,
@@ -170,13 +168,14 @@ export async function orderSaga(input: OrderSagaInput): Promise<OrderSagaResult>
       const decided = await condition(() => decision !== undefined, input.approvalTimeout as Duration);
       const verdict = decided ? decision! : 'timed_out';
       gatePassed = true;
-      const approvalCall = [{ ...call('approval'), decision: verdict }] as const;
-      const summary = `Record approval: ${verdict}`;
-      await (twoTasks
-        ? localBookkeeping.recordApproval.executeWithOptions({ ...LOCAL_BOOKKEEPING_OPTIONS, summary }, [
-            ...approvalCall,
-          ])
-        : bookkeeping.recordApproval.executeWithOptions({ ...BOOKKEEPING_OPTIONS, summary }, [...approvalCall]));
+      // An activity, never a local one (also in v4): the decision comes from an update, and
+      // only once the update is in the history may the database say it was made. A local
+      // activity would commit within the workflow task that accepts it; should that task be
+      // lost, the update is lost with it while the database already shows the decision.
+      await bookkeeping.recordApproval.executeWithOptions(
+        { ...BOOKKEEPING_OPTIONS, summary: `Record approval: ${verdict}` },
+        [{ ...call('approval'), decision: verdict }],
+      );
       state.step('approval').status = verdict === 'approved' ? 'COMPLETED' : 'FAILED';
       if (verdict !== 'approved') {
         throw new StepRefused(verdict === 'rejected' ? 'approval_rejected' : 'approval_timeout');

@@ -64,12 +64,6 @@ export const LOCAL_STEP_OPTIONS: LocalActivityOptions = {
   localRetryThreshold: LOCAL_RETRY_THRESHOLD,
   cancellationType: WAIT,
 };
-/** Status bookkeeping as a local activity (v4): retries until it succeeds, like BOOKKEEPING_OPTIONS. */
-export const LOCAL_BOOKKEEPING_OPTIONS: LocalActivityOptions = {
-  startToCloseTimeout: BOOKKEEPING_OPTIONS.startToCloseTimeout,
-  retry: BOOKKEEPING_OPTIONS.retry,
-  localRetryThreshold: LOCAL_RETRY_THRESHOLD,
-};
 /** The pivot as a local activity: no budget, like PIVOT_OPTIONS. */
 export const LOCAL_PIVOT_OPTIONS: LocalActivityOptions = {
   startToCloseTimeout: PIVOT_OPTIONS.startToCloseTimeout,
@@ -83,6 +77,5 @@ export const LOCAL_PIVOT_OPTIONS: LocalActivityOptions = {
 export const steps = proxyActivities<Activities>(STEP_OPTIONS);
 export const localSteps = proxyLocalActivities<Activities>(LOCAL_STEP_OPTIONS);
 export const localPivot = proxyLocalActivities<Activities>(LOCAL_PIVOT_OPTIONS);
-export const localBookkeeping = proxyLocalActivities<Activities>(LOCAL_BOOKKEEPING_OPTIONS);
 export const compensations = proxyActivities<Activities>(COMPENSATION_OPTIONS);
 export const bookkeeping = proxyActivities<Activities>(BOOKKEEPING_OPTIONS);
