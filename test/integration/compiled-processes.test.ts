@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { eventually } from '../../tools/fixtures/eventually';
-import { runScript } from '../support/run-script';
+import { runNode, runScript, type ScriptRun } from '../support/run-script';
 import { startApiProcess, startWorkerProcess, type ServiceProcess } from '../support/service-process';
 import {
   adminQuery,
@@ -45,22 +44,8 @@ afterAll(async () => {
 });
 
 /** `node <entry>` with only this environment (and PATH), collecting what it printed. */
-function runCompiled(
-  entry: string,
-  env: Record<string, string>,
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(DIST, entry)], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output }));
-  });
+function runCompiled(entry: string, env: Record<string, string>): Promise<ScriptRun> {
+  return runNode([path.join(DIST, entry)], env);
 }
 
 /** The command line a process runs, from /proc. */

@@ -15,10 +15,18 @@ export interface ScriptRun {
 }
 
 export function runScript(entry: string, args: string[]): Promise<ScriptRun> {
+  return runNode(['--import', 'tsx', path.join(ROOT, entry), ...args], {
+    HOME: process.env.HOME,
+    TMPDIR: process.env.TMPDIR,
+  });
+}
+
+/** `node <args>` in the repository with only PATH and `env`, collecting everything it printed. */
+export function runNode(args: string[], env: NodeJS.ProcessEnv): Promise<ScriptRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry), ...args], {
+    const child = spawn(process.execPath, args, {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR },
+      env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

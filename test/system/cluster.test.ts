@@ -16,6 +16,7 @@
  * Every wait is an eventually() that fails when its time is up; nothing sleeps.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isAlive } from '../../tools/dev/stack';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -369,15 +370,6 @@ function exitedCode(): Promise<{ code: number | null } | undefined> {
     exited.then((code) => ({ code })),
     new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined))),
   ]);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** True when something accepts a TCP connection on 127.0.0.1:`port`. */

@@ -132,7 +132,8 @@ async function removeData(dataDir: string): Promise<void> {
   await Promise.all(owned.map((name) => rm(path.join(dataDir, name), { recursive: true, force: true })));
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0; EPERM: it exists, owned by another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
