@@ -27,6 +27,11 @@ export interface RelayOptions {
    * publishing their partitions (clock drift, a send already under way).
    */
   leaseMarginMs: number;
+  /**
+   * How long rows on the stream may wait to be marked published, so the marks of several
+   * batches go in one statement (relay.ts, point 6); a full batch's worth is marked at once.
+   */
+  markDelayMs: number;
   /** Orders published concurrently within one batch. */
   publishConcurrency: number;
   /** How long to wait for one PubAck. */
@@ -57,6 +62,7 @@ export const DEFAULT_RELAY_OPTIONS: Readonly<RelayOptions> = {
   leaseTtlMs: 2_500,
   heartbeatIntervalMs: 500,
   leaseMarginMs: 500,
+  markDelayMs: 200,
   publishConcurrency: 64,
   publishTimeoutMs: 5_000,
   retryBaseMs: 1_000,

@@ -33,8 +33,11 @@ export interface PartitionKeeper {
   readonly memberId: string;
   /** Joins (the first heartbeat, logged if it fails) and keeps the heartbeat going. */
   start(): Promise<void>;
-  /** Stops the heartbeat, gives every lease back and leaves, so others take over at once. */
-  stop(): Promise<void>;
+  /**
+   * Stops the heartbeat, gives every lease back and leaves, so others take over at once;
+   * `settled`: the partitions whose every send is marked or recorded (relay.ts, point 6).
+   */
+  stop(settled?: readonly number[]): Promise<void>;
   /** The leases held now, for the database to check this relay's statements against. */
   fence(): OutboxFence;
   /** Whether this relay may still send a row of `partition` to NATS right now. */
@@ -148,7 +151,7 @@ export function createPartitionKeeper(deps: {
       await beatLogged();
       loop = keep();
     },
-    async stop() {
+    async stop(settled = []) {
       if (loop === undefined) return;
       abort.abort();
       await loop;
@@ -156,7 +159,7 @@ export function createPartitionKeeper(deps: {
       const leases = [...holdings].map(([partition, holding]) => ({ partition, epoch: holding.epoch }));
       holdings.clear();
       try {
-        await releasePartitions(pool, memberId, leases);
+        await releasePartitions(pool, memberId, leases, settled);
         await leaveRelayMembers(pool, memberId);
         logger.info({ released: leases.map((lease) => lease.partition) }, 'left the relays');
       } catch (error) {

@@ -48,8 +48,12 @@ export interface PublishOutcome {
   published: PendingOutboxRow[];
   /** How many of those JetStream had already stored (re-sends after a crash before marking). */
   duplicates: number;
+  /** performance.now() of each sent row's PubAck, by id. */
+  ackedAt: Map<string, number>;
   /** Rows JetStream refused: each counts as a failed attempt of that event. */
   failed: FailedRow[];
+  /** Rows sent whose PubAck never came (the outage): they may be on the stream. */
+  uncertain: PendingOutboxRow[];
   /** Set when NATS could not take messages at all; nothing more was sent after it. */
   outage: { error: unknown } | undefined;
   /** Rows not sent: held, their window ran out, or their lease lapsed while the batch was under way. */
@@ -73,8 +77,10 @@ export async function publishRows(
 ): Promise<PublishOutcome> {
   const outcome: PublishOutcome = {
     published: [],
+    ackedAt: new Map(),
     duplicates: 0,
     failed: [],
+    uncertain: [],
     outage: undefined,
     deferred: 0,
     highestSeq: 0,
@@ -103,10 +109,13 @@ export async function publishRows(
         });
         if (ack.duplicate) outcome.duplicates++;
         outcome.highestSeq = Math.max(outcome.highestSeq, ack.seq);
+        outcome.ackedAt.set(row.id, performance.now());
         outcome.published.push(row);
       } catch (error) {
-        if (isNatsUnavailable(error, nats)) outcome.outage ??= { error };
-        else outcome.failed.push({ row, error });
+        if (isNatsUnavailable(error, nats)) {
+          outcome.outage ??= { error };
+          outcome.uncertain.push(row);
+        } else outcome.failed.push({ row, error });
         return;
       }
     }

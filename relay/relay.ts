@@ -22,16 +22,18 @@
  *    the PubAck and the UPDATE that marks the rows, only means the batch is published
  *    again, and JetStream acknowledges it as a duplicate, which we count as published.
  *    The window alone has a time limit: after an outage longer than it, a blind re-publish
- *    would be stored as new. So before its first publish of a row the relay records the
- *    attempt (`publish_attempted_at`) and the stream's last sequence it knows
- *    (`publish_floor_seq`; a copy stored later gets a higher one). A row whose earliest
- *    unverified attempt is older than the window minus a margin is not re-published
- *    blind: the relay first reads the row's subject after that sequence, headers only,
- *    for its `Nats-Msg-Id` (relay/stream-lookup.ts). Found: marked published, not sent.
- *    Not found: that attempt never landed, and the row is published as a new first
- *    attempt. A row whose window runs out while its batch is under way is left for the
- *    next batch (publisher.ts, `sendBefore`). Both ages are measured on the database's
- *    clock; the window is the shorter of the relay's setting and the stream's own.
+ *    would be stored as new. So the relay knows, for every row, how long ago its earliest
+ *    attempt that nobody marked may have been made, at the most, and the stream's last
+ *    sequence before it (`publish_floor_seq`; a copy stored later gets a higher one): from
+ *    the row's own record (`publish_attempted_at`), else its partition's checkpoint (point
+ *    6), without a write before each publish. A row whose attempt may be older than the
+ *    window minus a margin is not re-published blind: the relay first reads the row's
+ *    subject after that sequence, headers only, for its `Nats-Msg-Id`
+ *    (relay/stream-lookup.ts). Found: marked published, not sent. Not found: no attempt
+ *    landed, and the row is published. A row whose window runs out while its batch is
+ *    under way is left for the next batch (publisher.ts, `sendBefore`). Both ages are
+ *    measured on the database's clock; the window is the shorter of the relay's setting
+ *    and the stream's own.
  * 5. Partitions, one relay each at a time. The outbox is split into 16 partitions by order
  *    (migrations/0007), so all of an order's events are in one partition. Relays find each
  *    other through the database (`relay_members`, a heartbeat each) and share the
@@ -40,8 +42,8 @@
  *    RELAY_LEASE_TTL (2.5 s); a relay that dies stops renewing, and a live one takes its
  *    partitions once they expire, within TTL + one heartbeat; shares rebalance the same way
  *    when a relay joins (the others give back their extras) or leaves. A batch reads only
- *    the partitions this relay holds, and every write it makes to a row (attempt, mark,
- *    failure) is fenced in SQL by the lease's owner and epoch, so a relay that lost a
+ *    the partitions this relay holds, and every write it makes (tenure, marks, records,
+ *    failures) is fenced in SQL by the lease's owner and epoch, so a relay that lost a
  *    partition can mark nothing in it. It also sends nothing of it: a lease counts as held
  *    locally only until TTL minus a margin after the heartbeat that renewed it was sent, on
  *    the monotonic clock, which ends before the database frees the lease; the publisher
@@ -50,6 +52,22 @@
  *    relay. Should a send slip through anyway (a process frozen between that check and the
  *    socket write), it is a re-send of a row the new holder publishes too, and the
  *    duplicate window drops whichever copy comes second, as it drops any re-send.
+ * 6. Few writes. A relay does not write before it publishes; it settles afterwards, at most
+ *    `markDelayMs` (200 ms) later or once a batch's worth waits, in one statement for
+ *    all its batches since the last: the rows on the stream are marked published, each
+ *    attempt whose outcome it does not know (no PubAck, a refusal) is recorded on its row,
+ *    and the checkpoint of each partition involved moves to now and the stream's last
+ *    sequence it knows (migrations/0008). The checkpoint says: every attempt in this
+ *    partition that is neither marked nor recorded on its row came after it, and so did
+ *    any copy it stored. That holds because settling happens only between batches (no
+ *    attempt in flight) and covers every attempt so far. Rows waiting to be marked are
+ *    left out of the relay's own next batches (they are on the stream). Taking over a
+ *    partition, a relay first begins its tenure: it copies the checkpoint the previous
+ *    holder left onto the partition's pending rows (what that holder may have sent and
+ *    never settled) and starts the checkpoint afresh, in one statement, before it sends
+ *    anything. A relay that leaves with everything settled clears the checkpoint, so the
+ *    next holder inherits nothing. A crash before settling only means a re-send, as in
+ *    point 4.
  * Events of rolled-back transactions are never visible to the relay's queries.
  *
  * This file is the loop; partitions.ts holds the leases (shares.ts says which), listener.ts
@@ -61,13 +79,14 @@ import { hostname } from 'node:os';
 import { jetstream } from '@nats-io/jetstream';
 import { register as defaultRegistry } from 'prom-client';
 import {
+  beginTenure,
   deleteExpiredEvents,
-  markEventsPublished,
-  recordPublishAttempts,
   recordPublishFailures,
   selectPendingEvents,
+  settlePublished,
   type OutboxFence,
   type PendingOutboxRow,
+  type UnmarkedAttempt,
 } from '../store/outbox';
 import { describeError } from './describe-error';
 import { openOutboxListener, type OutboxListener } from './listener';
@@ -115,11 +134,14 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
   /**
    * The stream's last sequence as far as this relay knows (a floor for anything it
    * publishes next) and its duplicate window; read from the stream when unknown, i.e. at
-   * first and after an outage, and raised by every PubAck.
+   * first and after an outage, and raised by every PubAck. `floorSeq` is the highest ever
+   * known, kept through outages (the stream's sequence only grows).
    */
   let position: StreamPosition | undefined;
+  let floorSeq = 0;
   async function streamPosition(): Promise<StreamPosition> {
     position ??= await readStreamPosition(await js.jetstreamManager(false));
+    floorSeq = Math.max(floorSeq, position.lastSeq);
     return position;
   }
 
@@ -134,9 +156,43 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
   }
 
   /**
-   * Of `rows` whose earliest unverified attempt is older than the window minus the margin,
-   * the ids found on the stream (or, if JetStream refused the lookup, held back as failed
-   * attempts); and when the others' windows run out.
+   * What this relay sent and has not settled yet (point 6): rows on the stream, not marked
+   * yet (by id, their partition), and attempts whose outcome it does not know, not recorded
+   * yet. Settled together, in one statement, at most `markDelayMs` after the first of them.
+   */
+  const unmarkedPublished = new Map<string, number>();
+  let unrecorded: (UnmarkedAttempt & { partition: number })[] = [];
+  let unsettledSince: number | undefined;
+  let settleTimer: NodeJS.Timeout | undefined;
+  /** The partitions whose tenure this relay began (point 6), with that tenure's epoch. */
+  const begun = new Map<number, number>();
+
+  /**
+   * Begins the tenure of the partitions taken since the last batch (store/outbox.ts,
+   * beginTenure); returns whether a partition's rows may be sent in this batch.
+   */
+  async function beginTenures(fence: OutboxFence): Promise<(partition: number) => boolean> {
+    const epochOf = new Map(fence.partitions.map((partition, index) => [partition, fence.epochs[index]!]));
+    const fresh = [...epochOf].filter(([partition, epoch]) => begun.get(partition) !== epoch);
+    if (fresh.length > 0) {
+      const started = await beginTenure(
+        pool,
+        {
+          owner: fence.owner,
+          partitions: fresh.map(([partition]) => partition),
+          epochs: fresh.map(([, epoch]) => epoch),
+        },
+        floorSeq,
+      );
+      for (const [partition, epoch] of fresh) if (started.has(partition)) begun.set(partition, epoch);
+    }
+    return (partition) => begun.get(partition) === epochOf.get(partition);
+  }
+
+  /**
+   * Of `rows` whose earliest unrecorded attempt may be older than the window minus the
+   * margin, the ids found on the stream (or, if JetStream refused the lookup, held back as
+   * failed attempts); and when the others' windows run out.
    */
   async function planBatch(rows: PendingOutboxRow[], selectedAt: number, window: StreamPosition) {
     const windowMs = Math.min(options.duplicateWindowMs, window.duplicateWindowMs);
@@ -152,7 +208,6 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       onStream: new Set<string>(),
       held: new Set<string>(),
       sendBefore,
-      verified: [] as string[],
       lookupFailures: [] as FailedRow[],
     };
     if (uncovered.length === 0) return plan;
@@ -179,35 +234,25 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       { lookedUp: uncovered.length, found: plan.onStream.size, windowMs },
       'looked up events on the stream whose earlier publish the duplicate window no longer covers',
     );
-    plan.verified = uncovered.filter((row) => !plan.onStream.has(row.id)).map((row) => row.id);
     return plan;
   }
 
   /**
-   * One batch over the partitions held now: select, look up, record the attempt, publish
-   * per order in sequence, mark. Every statement is fenced by the same leases.
+   * One batch over the partitions held now: select, begin new tenures, look up, publish per
+   * order in sequence. What it sent is settled later (settle); its failures now.
    */
   async function relayBatch(): Promise<{ selected: number; published: number }> {
     const fence = keeper.fence();
-    // No later than the database measured the rows' attempt ages: deadlines err early.
+    // No later than the database measured the rows' ages: deadlines err early.
     const selectedAt = performance.now();
-    const rows = await selectPendingEvents(pool, fence, options.batchSize);
+    const rows = await selectPendingEvents(pool, fence, options.batchSize, [...unmarkedPublished.keys()]);
     if (rows.length === 0) return { selected: 0, published: 0 };
     const known = await talkingToNats(streamPosition);
+    const mayBegin = await beginTenures(fence);
     const plan = await planBatch(rows, selectedAt, known);
-    const toSend = rows.filter((row) => !plan.onStream.has(row.id) && !plan.held.has(row.id));
-    const cleared = await recordPublishAttempts(
-      pool,
-      fence,
-      toSend.map((row) => row.id),
-      plan.verified,
-      known.lastSeq,
-    );
-    // Rows whose attempt the database refused to record (the lease went meanwhile) are not sent.
-    const held = new Set([
-      ...plan.held,
-      ...toSend.filter((row) => !cleared.has(row.id)).map((row) => row.id),
-    ]);
+    // Rows of a partition whose tenure the database refused (the lease went) are not sent.
+    const held = new Set([...plan.held, ...rows.filter((row) => !mayBegin(row.partition)).map((row) => row.id)]);
+    const attempt = { attemptedSince: rows[0]!.selected_at, floorSeq: known.lastSeq };
     const outcome = await publishRows(
       js,
       nats,
@@ -216,17 +261,18 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       options,
     );
     known.lastSeq = Math.max(known.lastSeq, outcome.highestSeq);
-    const marked = await markEventsPublished(
-      pool,
-      fence,
-      outcome.published.map((row) => row.id),
-    );
-    metrics.published.inc(marked.length);
+    floorSeq = Math.max(floorSeq, known.lastSeq);
     metrics.duplicates.inc(outcome.duplicates);
-    for (const { partition, lag } of marked) {
-      metrics.lag.observe(lag);
-      metrics.partitionPublished.inc({ partition });
+    for (const row of outcome.published) {
+      unmarkedPublished.set(row.id, row.partition);
+      const ackedAt = outcome.ackedAt.get(row.id);
+      if (ackedAt !== undefined) metrics.lag.observe((row.age_ms + ackedAt - selectedAt) / 1000);
     }
+    // A refused publish or one without a PubAck may still have landed: recorded at settle.
+    for (const row of [...outcome.failed.map(({ row }) => row), ...outcome.uncertain]) {
+      unrecorded.push({ id: row.id, partition: row.partition, ...attempt });
+    }
+    if (unmarkedPublished.size > 0 || unrecorded.length > 0) unsettledSince ??= performance.now();
     const failed = [...plan.lookupFailures, ...outcome.failed];
     if (failed.length > 0) {
       metrics.failures.inc(failed.length);
@@ -235,20 +281,73 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     if (outcome.outage !== undefined) {
       metrics.failures.inc();
       position = undefined; // read again once NATS is back
+      // Record what may have landed now, while the database answers; kept for later if not.
+      await settle().catch((error: unknown) =>
+        logger.warn({ err: describeError(error) }, 'could not record the attempts of a failed batch yet'),
+      );
       throw new NatsUnavailableError(outcome.outage.error);
     }
-    return { selected: rows.length, published: marked.length };
+    return { selected: rows.length, published: outcome.published.length };
   }
 
-  /** Batches until less than a full batch is pending. */
+  /**
+   * Marks what is on the stream, records the attempts whose outcome is unknown and moves
+   * the checkpoints, in one statement (store/outbox.ts, settlePublished). Only between
+   * batches, so every attempt so far is in it. Rows of partitions no longer held are left
+   * to their new holder. Returns how many rows it marked.
+   */
+  async function settle(): Promise<number> {
+    clearTimeout(settleTimer);
+    settleTimer = undefined;
+    if (unmarkedPublished.size === 0 && unrecorded.length === 0) return 0;
+    const fence = keeper.fence();
+    const holding = new Set(fence.partitions);
+    const publishedIds = [...unmarkedPublished].filter(([, p]) => holding.has(p)).map(([id]) => id);
+    const unmarked = unrecorded.filter((attempt) => holding.has(attempt.partition));
+    const partitions = [
+      ...new Set([...unmarkedPublished.values(), ...unrecorded.map((attempt) => attempt.partition)]),
+    ].filter((partition) => holding.has(partition));
+    const marked = await settlePublished(pool, fence, {
+      publishedIds,
+      unmarked: unmarked.map(({ id, attemptedSince, floorSeq: floor }) => ({ id, attemptedSince, floorSeq: floor })),
+      partitions,
+      floorSeq,
+    });
+    unmarkedPublished.clear();
+    unrecorded = [];
+    unsettledSince = undefined;
+    metrics.published.inc(marked.length);
+    for (const { partition } of marked) metrics.partitionPublished.inc({ partition });
+    return marked.length;
+  }
+
+  /** Settles now if a batch's worth or something unrecorded waits, or the oldest is due; else later. */
+  async function settleIfDue(): Promise<void> {
+    if (unsettledSince === undefined) return;
+    const waited = performance.now() - unsettledSince;
+    if (unrecorded.length > 0 || unmarkedPublished.size >= options.batchSize || waited >= options.markDelayMs) {
+      await settle();
+      return;
+    }
+    settleTimer ??= setTimeout(() => {
+      settleTimer = undefined;
+      void exclusive(settleIfDue).catch((error: unknown) => {
+        logger.warn({ err: describeError(error) }, 'could not mark published outbox rows; retrying');
+        settleTimer ??= setTimeout(() => void exclusive(settleIfDue).catch(() => undefined), options.pollIntervalMs);
+      });
+    }, options.markDelayMs - waited);
+  }
+
+  /** Batches until less than a full batch is pending, then settles; returns the rows marked. */
   async function drain(): Promise<number> {
     let total = 0;
     for (;;) {
       const batch = await relayBatch();
-      total += batch.published;
+      if (unmarkedPublished.size >= options.batchSize) total += await settle();
       // A full batch with no progress (all failed, or its leases lost): stop rather than spin.
-      if (batch.selected < options.batchSize || batch.published === 0) return total;
+      if (batch.selected < options.batchSize || batch.published === 0) break;
     }
+    return total + (await settle());
   }
 
   /** A live listener: the one given, or a new one when it is gone (undefined if that fails). */
@@ -281,7 +380,11 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
         }
         let batch: { selected: number; published: number };
         try {
-          batch = await exclusive(relayBatch);
+          batch = await exclusive(async () => {
+            const done = await relayBatch();
+            await settleIfDue();
+            return done;
+          });
         } catch (error) {
           failures++;
           const level = error instanceof NatsUnavailableError ? 'warn' : 'error';
@@ -338,6 +441,20 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     }
   }
 
+  /** Settles before leaving; the partitions it may give back with nothing to inherit. */
+  async function settledPartitions(): Promise<number[]> {
+    try {
+      await settle();
+      return keeper.held();
+    } catch (error) {
+      logger.warn({ err: describeError(error) }, 'could not mark published outbox rows before leaving');
+      return [];
+    } finally {
+      clearTimeout(settleTimer);
+      settleTimer = undefined;
+    }
+  }
+
   async function cleanup(): Promise<void> {
     try {
       const deleted = await deleteExpiredEvents(pool, options.retentionMs, abort.signal);
@@ -364,17 +481,20 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
       await loop;
       loop = undefined;
       // After any drainOnce under way: nothing of this relay's is in flight when it leaves.
-      await exclusive(() => keeper.stop());
+      await exclusive(async () => keeper.stop(await settledPartitions()));
       logger.info('outbox relay left');
     },
     async drainOnce() {
       if (loop !== undefined) return exclusive(drain);
       return exclusive(async () => {
         await keeper.start();
+        let settled: number[] = [];
         try {
-          return await drain();
+          const marked = await drain();
+          settled = keeper.held();
+          return marked;
         } finally {
-          await keeper.stop();
+          await keeper.stop(settled);
         }
       });
     },

@@ -99,37 +99,53 @@ export interface PendingOutboxRow {
   /** The stored JSON as text, published byte for byte. */
   body: string;
   attempts: number;
+  /** How long ago (ms, by the database's clock) the row's transaction began (occurred_at). */
+  age_ms: number;
   /**
-   * How long ago (ms, by the database's clock) the earliest publish attempt whose outcome
-   * the relay never learned was recorded; null when the row was never attempted.
+   * How long ago (ms, by the database's clock) its earliest publish attempt whose outcome no
+   * relay recorded may have been made, at the most: the row's own record, else the later of
+   * when it occurred and its partition's checkpoint (migrations/0008). Null when no such
+   * attempt can exist.
    */
   attempt_age_ms: number | null;
   /** The stream's last sequence before that attempt: a stored copy has a higher one. */
   publish_floor_seq: number | null;
+  /** The database's now() when the row was read: any attempt from this read is later. */
+  selected_at: Date;
 }
 
 /**
  * Rows ready to publish in the fence's partitions, in commit-safe order. A row whose order
  * has an earlier event still unpublished and not eligible now (retry pending or parked) is
- * left out, so an order never gets ahead of its own failed event. Only a read: the lease is
- * checked by the writes (recordPublishAttempts before anything is sent). The partitions
- * are given as a list, not joined from the leases, so Postgres walks the pending rows in
- * `position` order and stops at the limit (a join made it sort the whole backlog: 130 ms
- * a batch at 100,000 pending instead of under 1 ms).
+ * left out, so an order never gets ahead of its own failed event; so are `exclude`, the rows
+ * this relay has published and not marked yet (relay/relay.ts, point 6). Only a read. The
+ * partitions are given as a list, not joined from the leases, so Postgres walks the pending
+ * rows in `position` order and stops at the limit (a join made it sort the whole backlog:
+ * 130 ms a batch at 100,000 pending instead of under 1 ms); the checkpoints are looked up
+ * for the rows returned only.
  */
 export async function selectPendingEvents(
   pool: Pool,
   fence: OutboxFence,
   limit: number,
+  exclude: readonly string[] = [],
 ): Promise<PendingOutboxRow[]> {
   if (fence.partitions.length === 0) return [];
   const { rows } = await pool.query<PendingOutboxRow>(
     `SELECT o.id, o.partition, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts,
-            (extract(epoch FROM now() - o.publish_attempted_at) * 1000)::float8 AS attempt_age_ms,
-            o.publish_floor_seq::float8 AS publish_floor_seq
+            (extract(epoch FROM now() - o.occurred_at) * 1000)::float8 AS age_ms,
+            (extract(epoch FROM now() - coalesce(o.publish_attempted_at,
+               (SELECT greatest(o.occurred_at, p.attempts_since) FROM outbox_partitions p
+                 WHERE p.partition = o.partition AND p.attempts_since IS NOT NULL))) * 1000)::float8
+              AS attempt_age_ms,
+            coalesce(o.publish_floor_seq,
+               (SELECT p.attempts_floor_seq FROM outbox_partitions p WHERE p.partition = o.partition))::float8
+              AS publish_floor_seq,
+            now() AS selected_at
        FROM outbox o
       WHERE o.published_at IS NULL AND o.parked_at IS NULL
         AND o.partition = ANY($2::smallint[])
+        AND o.id <> ALL($3::uuid[])
         AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
         AND NOT EXISTS (
               SELECT 1 FROM outbox e
@@ -138,69 +154,101 @@ export async function selectPendingEvents(
                  AND (e.parked_at IS NOT NULL OR e.next_attempt_at > now()))
       ORDER BY o.position
       LIMIT $1`,
-    [limit, fence.partitions],
+    [limit, fence.partitions, exclude],
   );
   return rows;
 }
 
 /**
- * Records, before publishing, that a publish of each row is about to be attempted and the
- * stream's last sequence now (`floorSeq`), in one statement. A row with an earlier attempt
- * keeps it (the earliest attempt decides how long the duplicate window still covers the
- * row), unless it is in `verifiedIds`: looked for on the stream and not found, so the new
- * attempt is its first that may have landed. Returns the ids cleared for publishing: those
- * still unpublished in partitions the fence holds. The others must not be sent.
+ * Begins this relay's tenure of the fence's partitions, before it sends anything of them:
+ * the checkpoint the previous holder left (attempts it made and never marked or recorded
+ * happened after it) is copied onto each pending row of the partition, as that row's
+ * earliest possible attempt unless the row records an earlier one, and the checkpoint starts
+ * again from now and `floorSeq` (the stream's last sequence as this relay knows it). One
+ * statement; returns the partitions begun, those the fence still holds. The others must not
+ * be sent.
  */
-export async function recordPublishAttempts(
-  pool: Pool,
-  fence: OutboxFence,
-  ids: string[],
-  verifiedIds: string[],
-  floorSeq: number,
-): Promise<Set<string>> {
-  if (ids.length === 0 || fence.epochs.length === 0) return new Set();
-  const { rows } = await pool.query<{ id: string }>(
+export async function beginTenure(pool: Pool, fence: OutboxFence, floorSeq: number): Promise<Set<number>> {
+  if (fence.epochs.length === 0) return new Set();
+  const { rows } = await pool.query<{ partition: number }>(
     `WITH held AS (
-       SELECT partition FROM outbox_partitions
-        WHERE owner = $4 AND epoch = ANY($5::bigint[]) AND expires_at > now()
-        FOR SHARE),
-     cleared AS (
-       SELECT o.id FROM outbox o
-        WHERE o.id = ANY($1::uuid[]) AND o.published_at IS NULL
-          AND o.partition IN (SELECT partition FROM held)),
-     recorded AS (
-       UPDATE outbox
-          SET publish_attempted_at = now(), publish_floor_seq = $3
-        WHERE id IN (SELECT id FROM cleared)
-          AND (publish_attempted_at IS NULL OR id = ANY($2::uuid[])))
-     SELECT id FROM cleared`,
-    [ids, verifiedIds, floorSeq, fence.owner, fence.epochs],
+       SELECT partition, attempts_since, attempts_floor_seq FROM outbox_partitions
+        WHERE owner = $1 AND epoch = ANY($2::bigint[]) AND expires_at > now()
+        FOR UPDATE),
+     inherited AS (
+       UPDATE outbox o
+          SET publish_attempted_at = least(o.publish_attempted_at, greatest(o.occurred_at, h.attempts_since)),
+              publish_floor_seq = least(o.publish_floor_seq, h.attempts_floor_seq)
+         FROM held h
+        WHERE o.partition = h.partition AND h.attempts_since IS NOT NULL AND o.published_at IS NULL)
+     UPDATE outbox_partitions p SET attempts_since = now(), attempts_floor_seq = $3
+       FROM held h WHERE p.partition = h.partition
+     RETURNING p.partition`,
+    [fence.owner, fence.epochs, floorSeq],
   );
-  return new Set(rows.map((row) => row.id));
+  return new Set(rows.map((row) => row.partition));
+}
+
+/** A publish whose outcome is unknown (no PubAck, or a refusal): it may have landed. */
+export interface UnmarkedAttempt {
+  id: string;
+  /** No later than the attempt (the database's clock: the batch's `selected_at`). */
+  attemptedSince: Date;
+  /** The stream's last sequence as known before the attempt. */
+  floorSeq: number;
 }
 
 /**
- * Marks rows published in one statement, in partitions the fence still holds; returns each
- * marked row's partition and commit-to-publish lag (s).
+ * Settles what this relay sent, in one statement, in partitions the fence still holds: marks
+ * `publishedIds` published; records each of `unmarked` on its row (its earliest attempt and
+ * floor, unless the row has earlier ones); and moves the checkpoint of `partitions` to now
+ * and `floorSeq`, since every attempt of this relay's so far is marked or recorded by it.
+ * Returns each marked row's id and partition.
  */
-export async function markEventsPublished(
+export async function settlePublished(
   pool: Pool,
   fence: OutboxFence,
-  ids: string[],
-): Promise<{ partition: number; lag: number }[]> {
-  if (ids.length === 0 || fence.epochs.length === 0) return [];
-  const { rows } = await pool.query<{ partition: number; lag: number }>(
+  settle: {
+    publishedIds: readonly string[];
+    unmarked: readonly UnmarkedAttempt[];
+    partitions: readonly number[];
+    floorSeq: number;
+  },
+): Promise<{ id: string; partition: number }[]> {
+  if (fence.epochs.length === 0) return [];
+  const { rows } = await pool.query<{ id: string; partition: number }>(
     `WITH held AS (
        SELECT partition FROM outbox_partitions
-        WHERE owner = $2 AND epoch = ANY($3::bigint[]) AND expires_at > now()
-        FOR SHARE)
-     UPDATE outbox o SET published_at = now()
-      WHERE o.id = ANY($1::uuid[]) AND o.published_at IS NULL
-        AND o.partition IN (SELECT partition FROM held)
-      RETURNING o.partition, extract(epoch FROM o.published_at - o.occurred_at)::float8 AS lag`,
-    [ids, fence.owner, fence.epochs],
+        WHERE owner = $1 AND epoch = ANY($2::bigint[]) AND expires_at > now()
+        FOR UPDATE),
+     marked AS (
+       UPDATE outbox o SET published_at = now()
+        WHERE o.id = ANY($3::uuid[]) AND o.published_at IS NULL
+          AND o.partition IN (SELECT partition FROM held)
+        RETURNING o.id, o.partition),
+     recorded AS (
+       UPDATE outbox o
+          SET publish_attempted_at = least(o.publish_attempted_at, u.attempted_at),
+              publish_floor_seq = least(o.publish_floor_seq, u.floor_seq)
+         FROM unnest($4::uuid[], $5::timestamptz[], $6::bigint[]) AS u(id, attempted_at, floor_seq)
+        WHERE o.id = u.id AND o.id <> ALL($3::uuid[]) AND o.published_at IS NULL
+          AND o.partition IN (SELECT partition FROM held)),
+     checkpoint AS (
+       UPDATE outbox_partitions p SET attempts_since = now(), attempts_floor_seq = $7
+        WHERE p.partition IN (SELECT partition FROM held) AND p.partition = ANY($8::smallint[]))
+     SELECT id, partition FROM marked`,
+    [
+      fence.owner,
+      fence.epochs,
+      settle.publishedIds,
+      settle.unmarked.map((attempt) => attempt.id),
+      settle.unmarked.map((attempt) => attempt.attemptedSince),
+      settle.unmarked.map((attempt) => attempt.floorSeq),
+      settle.floorSeq,
+      settle.partitions,
+    ],
   );
-  return rows.map((row) => ({ partition: row.partition, lag: Math.max(0, row.lag) }));
+  return rows;
 }
 
 export interface PublishFailure {

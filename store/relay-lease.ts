@@ -91,13 +91,24 @@ export async function takePartitions(
   return rows;
 }
 
-/** Gives back leases this relay holds (same epoch), so another relay may take them at once. */
-export async function releasePartitions(pool: Pool, memberId: string, leases: HeldLease[]): Promise<void> {
+/**
+ * Gives back leases this relay holds (same epoch), so another relay may take them at once.
+ * Of `settled`, partitions where everything this relay sent is marked or recorded on its row,
+ * the checkpoint is cleared too (migrations/0008): the next holder has nothing to inherit.
+ */
+export async function releasePartitions(
+  pool: Pool,
+  memberId: string,
+  leases: HeldLease[],
+  settled: readonly number[] = [],
+): Promise<void> {
   if (leases.length === 0) return;
   await pool.query(
-    `UPDATE outbox_partitions SET owner = NULL, expires_at = '-infinity'
+    `UPDATE outbox_partitions
+        SET owner = NULL, expires_at = '-infinity',
+            attempts_since = CASE WHEN partition = ANY($3::smallint[]) THEN NULL ELSE attempts_since END
       WHERE owner = $1 AND epoch = ANY($2::bigint[])`,
-    [memberId, leases.map((lease) => lease.epoch)],
+    [memberId, leases.map((lease) => lease.epoch), settled],
   );
 }
 

@@ -153,10 +153,11 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number, wha
   }
 }
 
-async function outboxRow(id: string): Promise<{ published: boolean; attempt_age_ms: number | null }> {
-  const { rows } = await db.pool.query<{ published: boolean; attempt_age_ms: number | null }>(
+/** Whether the row is marked, and its age on the database's clock (older than any attempt). */
+async function outboxRow(id: string): Promise<{ published: boolean; age_ms: number }> {
+  const { rows } = await db.pool.query<{ published: boolean; age_ms: number }>(
     `SELECT published_at IS NOT NULL AS published,
-            (extract(epoch FROM now() - publish_attempted_at) * 1000)::float8 AS attempt_age_ms
+            (extract(epoch FROM now() - occurred_at) * 1000)::float8 AS age_ms
        FROM outbox WHERE id = $1`,
     [id],
   );
@@ -209,7 +210,7 @@ test('when JetStream stored an event but its PubAck was lost and NATS then staye
   await nats.stop();
   proxy.dropReplies = false;
   await waitFor(
-    async () => ((await outboxRow(created!.id)).attempt_age_ms ?? 0) > 2 * WINDOW_MS,
+    async () => (await outboxRow(created!.id)).age_ms > 2 * WINDOW_MS,
     15_000,
     'the outage to outlast the duplicate window twice',
   );
@@ -264,7 +265,7 @@ test('when the relay published a batch but could not mark it and stayed away lon
 
   // Nothing marks them for two windows (the database's clock), and JetStream forgets them.
   await waitFor(
-    async () => ((await outboxRow(ids[2]!)).attempt_age_ms ?? 0) > 2 * WINDOW_MS,
+    async () => (await outboxRow(ids[2]!)).age_ms > 2 * WINDOW_MS,
     15_000,
     'two duplicate windows to pass',
   );

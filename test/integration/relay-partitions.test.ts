@@ -8,8 +8,8 @@ import { connect } from '@nats-io/transport-node';
 import { Registry, type Counter } from 'prom-client';
 import {
   appendEvent,
-  markEventsPublished,
-  recordPublishAttempts,
+  beginTenure,
+  settlePublished,
   recordPublishFailures,
   selectPendingEvents,
   type OutboxFence,
@@ -379,8 +379,15 @@ test('when a lease has moved on, then statements fenced by its old owner or epoc
   const rows = await selectPendingEvents(db.pool, holder, 10);
   const ids = rows.filter((row) => row.aggregate_id === orderId).map((row) => row.id);
   expect(ids).toHaveLength(1);
-  expect([...(await recordPublishAttempts(db.pool, stale, ids, [], 0))]).toEqual([]);
-  expect(await markEventsPublished(db.pool, stale, ids)).toEqual([]);
+  const settleAll = (fence: OutboxFence) =>
+    settlePublished(db.pool, fence, {
+      publishedIds: ids,
+      unmarked: [{ id: ids[0]!, attemptedSince: new Date(), floorSeq: 7 }],
+      partitions: [partition],
+      floorSeq: 7,
+    });
+  expect([...(await beginTenure(db.pool, stale, 7))]).toEqual([]);
+  expect(await settleAll(stale)).toEqual([]);
   expect(
     await recordPublishFailures(db.pool, stale, [{ id: ids[0]!, error: 'stale', retryDelayMs: 1 }], 1),
   ).toEqual([]);
@@ -395,9 +402,9 @@ test('when a lease has moved on, then statements fenced by its old owner or epoc
   // The old owner taking the partition back later gets a new epoch: its old one stays refused.
   await releasePartitions(db.pool, 'new-relay', [current!]);
   const [again] = await takePartitions(db.pool, 'old-relay', [partition], ttlMs);
-  expect(await markEventsPublished(db.pool, stale, ids)).toEqual([]);
+  expect(await settleAll(stale)).toEqual([]);
   const renewed: OutboxFence = { owner: 'old-relay', epochs: [again!.epoch], partitions: [partition] };
-  expect([...(await recordPublishAttempts(db.pool, renewed, ids, [], 0))]).toEqual(ids);
-  expect(await markEventsPublished(db.pool, renewed, ids)).toEqual([{ partition, lag: expect.any(Number) }]);
+  expect([...(await beginTenure(db.pool, renewed, 7))]).toEqual([partition]);
+  expect(await settleAll(renewed)).toEqual([{ id: ids[0], partition }]);
   await releasePartitions(db.pool, 'old-relay', [again!]);
 });

@@ -290,3 +290,43 @@ test("when every connection of a relay's pool is terminated, then it keeps its p
   expect(relay.heldPartitions()).toHaveLength(16);
   expect((await streamed([orderId])).map((event) => event.msgId)).toEqual([message!.id]);
 });
+
+test('when a relay publishes several batches, then it writes nothing to the outbox before publishing and marks them all in one statement', async () => {
+  // Every statement the relay runs that writes outbox rows, counted.
+  const outboxWrites: string[] = [];
+  const query = (text: unknown, ...rest: unknown[]): Promise<unknown> => {
+    if (typeof text === 'string' && /UPDATE outbox o\b/.test(text)) {
+      outboxWrites.push(text.includes('SET published_at') ? 'settle' : 'other');
+    }
+    return (db.pool.query as (...args: unknown[]) => Promise<unknown>).call(db.pool, text, ...rest);
+  };
+  const counted = new Proxy(db.pool, {
+    get: (target, property, receiver): unknown =>
+      property === 'query' ? query : (Reflect.get(target, property, receiver) as unknown),
+  });
+  // Marks wait far longer than the test: only leaving makes the relay settle.
+  const relay = newRelay({ markDelayMs: 600_000 }, { pool: counted });
+  await relay.start();
+  const orderId = await insertOrder();
+  const [created] = await appendCommitted(orderId, ['OrderCreated']);
+  await waitFor(async () => (await streamed([orderId])).length === 1, 10_000, 'the first batch on the stream');
+  const [reserved] = await appendCommitted(orderId, ['InventoryReserved']);
+  await waitFor(async () => (await streamed([orderId])).length === 2, 10_000, 'the second batch on the stream');
+  // On the stream, not marked yet; and nothing but the tenure's start wrote to the outbox.
+  expect(await isPublished(created!.id)).toBe(false);
+  expect(outboxWrites.filter((write) => write === 'settle')).toEqual([]);
+
+  await relay.stop();
+
+  expect(outboxWrites.filter((write) => write === 'settle')).toEqual(['settle']);
+  expect(await isPublished(created!.id)).toBe(true);
+  expect(await isPublished(reserved!.id)).toBe(true);
+  expect((await streamed([orderId])).map((event) => event.msgId)).toEqual([created!.id, reserved!.id]);
+  // Left with everything settled: the next holder of the partition inherits nothing.
+  const { rows } = await db.pool.query<{ attempts_since: Date | null }>(
+    `SELECT p.attempts_since FROM outbox_partitions p JOIN outbox o ON o.partition = p.partition
+      WHERE o.id = $1`,
+    [created!.id],
+  );
+  expect(rows).toEqual([{ attempts_since: null }]);
+});

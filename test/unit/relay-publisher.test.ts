@@ -35,8 +35,10 @@ function row(orderId: string, sequence: number, partition = 0): PendingOutboxRow
     subject: 'orders.events.OrderCreated',
     body: '{}',
     attempts: 0,
+    age_ms: 0,
     attempt_age_ms: null,
     publish_floor_seq: null,
+    selected_at: new Date(0),
   };
 }
 
