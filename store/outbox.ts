@@ -25,49 +25,32 @@ export interface OutboxMessage {
 
 /**
  * Appends a domain event to the outbox inside the caller's transaction (a client, never
- * the pool, so the business change and its event commit or roll back together).
- * The order row's lock numbers the order's events 1, 2, 3, … without gaps.
+ * the pool, so the business change and its event commit or roll back together), in one
+ * statement: the order row's lock numbers the order's events 1, 2, 3, … without gaps, and
+ * the stored message is built from that row (its workflow and correlation ids) and the
+ * transaction's now().
  */
 export async function appendEvent(tx: PoolClient, event: DomainEvent): Promise<OutboxMessage> {
-  const { rows } = await tx.query<{
-    sequence: number;
-    workflow_id: string;
-    correlation_id: string | null;
-    now: Date;
-  }>(
-    `UPDATE orders SET event_seq = event_seq + 1, updated_at = now()
-      WHERE id = $1
-      RETURNING event_seq AS sequence, workflow_id, correlation_id, now() AS now`,
-    [event.orderId],
+  const { rows } = await tx.query<{ body: OutboxMessage }>(
+    `WITH numbered AS (
+       UPDATE orders SET event_seq = event_seq + 1, updated_at = now()
+        WHERE id = $2::uuid
+        RETURNING event_seq, workflow_id, correlation_id)
+     INSERT INTO outbox (id, aggregate_type, aggregate_id, sequence, type, subject, body, occurred_at)
+     SELECT $1::uuid, 'order', $2::uuid, n.event_seq, $3::text, $4::text,
+            jsonb_build_object(
+              'id', $1::uuid::text, 'type', $3::text, 'schemaVersion', $5::int, 'aggregateType', 'order',
+              'aggregateId', $2::uuid::text, 'sequence', n.event_seq,
+              'occurredAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+              'workflowId', n.workflow_id, 'correlationId', n.correlation_id, 'data', $6::jsonb),
+            now()
+       FROM numbered n
+     RETURNING body`,
+    [randomUUID(), event.orderId, event.type, subjectFor(event.type), SCHEMA_VERSION, JSON.stringify(event.data)],
   );
   const row = rows[0];
   if (!row) throw new Error(`appendEvent: order ${event.orderId} does not exist`);
-  const message: OutboxMessage = {
-    id: randomUUID(),
-    type: event.type,
-    schemaVersion: SCHEMA_VERSION,
-    aggregateType: 'order',
-    aggregateId: event.orderId,
-    sequence: row.sequence,
-    occurredAt: row.now.toISOString(),
-    workflowId: row.workflow_id,
-    correlationId: row.correlation_id,
-    data: event.data,
-  };
-  await tx.query(
-    `INSERT INTO outbox (id, aggregate_type, aggregate_id, sequence, type, subject, body, occurred_at)
-     VALUES ($1, 'order', $2, $3, $4, $5, $6, $7)`,
-    [
-      message.id,
-      message.aggregateId,
-      message.sequence,
-      message.type,
-      subjectFor(message.type),
-      JSON.stringify(message),
-      row.now,
-    ],
-  );
-  return message;
+  return row.body;
 }
 
 // ---------------------------------------------------------------------------------------
