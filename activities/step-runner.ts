@@ -2,7 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ErrorTypes, type StepName, type StepOutcome } from '../contracts/index';
 import { fenceStep, findRecorded, runOnce, runOnceIn } from '../store/ledger';
-import { moveStep } from '../store/lifecycle';
+import { moveStep, moveStepAndNext } from '../store/lifecycle';
 import type { Pool, PoolClient } from '../store/pool';
 import { isDatabaseUnavailable } from '../store/errors';
 import { withTransaction } from '../store/tx';
@@ -135,8 +135,11 @@ function commitStep<P>(
   const { call, step } = spec;
   return runOnceIn(tx, { idempotencyKey: call.idempotencyKey, workflowId, step }, async () => {
     const outcome = await spec.commit(tx, provided);
-    await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
-    if (outcome.ok && spec.next) await moveStep(tx, call.orderId, spec.next, 'RUNNING');
+    if (outcome.ok && spec.next) {
+      await moveStepAndNext(tx, call.orderId, { name: step, status: 'COMPLETED', attempt }, spec.next);
+    } else {
+      await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+    }
     return outcome;
   });
 }

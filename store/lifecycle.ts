@@ -26,6 +26,27 @@ export async function moveStep(
   return rowCount === 1;
 }
 
+/**
+ * Moves a step to `status` and, in the same statement, the step that follows it to RUNNING
+ * (a forward step that succeeded shows the next one started: one round trip, not two).
+ * Each move is guarded as moveStep's is.
+ */
+export async function moveStepAndNext(
+  db: Queryable,
+  orderId: string,
+  step: { name: StepName; status: StepStatus; attempt: number },
+  next: StepName,
+): Promise<void> {
+  await db.query(
+    `UPDATE order_steps s
+        SET status = m.status, attempts = GREATEST(s.attempts, m.attempt), updated_at = now()
+       FROM (VALUES ($2::text, $3::text, $4::int, $5::text[]), ($6::text, 'RUNNING', 1, $7::text[]))
+            AS m(name, status, attempt, allowed)
+      WHERE s.order_id = $1 AND s.name = m.name AND s.status = ANY(m.allowed)`,
+    [orderId, step.name, step.status, step.attempt, stepStatusesBefore(step.status), next, stepStatusesBefore('RUNNING')],
+  );
+}
+
 /** Moves an order to a non-terminal `status` (the workflow's COMPENSATING, REQUIRES_ATTENTION). */
 export async function moveOrder(db: Queryable, orderId: string, status: OrderStatus): Promise<boolean> {
   const { rowCount } = await db.query(
