@@ -105,7 +105,10 @@ export interface PendingOutboxRow {
  * partitions are given as a list, not joined from the leases, so Postgres walks the pending
  * rows in `position` order and stops at the limit (a join made it sort the whole backlog:
  * 130 ms a batch at 100,000 pending instead of under 1 ms); the checkpoints are looked up
- * for the rows returned only.
+ * for the rows returned only. The orders held back are found once per batch, not once per
+ * row: as a per-row NOT EXISTS, a planner whose statistics predate a backlog (the usual
+ * state right after an outage) scanned the whole backlog for every row it returned, 1.4 s
+ * a batch at 18,000 pending.
  */
 export async function selectPendingEvents(
   pool: Pool,
@@ -115,7 +118,12 @@ export async function selectPendingEvents(
 ): Promise<PendingOutboxRow[]> {
   if (fence.partitions.length === 0) return [];
   const { rows } = await pool.query<PendingOutboxRow>(
-    `SELECT o.id, o.partition, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts,
+    `WITH blocked AS MATERIALIZED (
+       SELECT aggregate_id, min(sequence) AS sequence FROM outbox
+        WHERE published_at IS NULL AND partition = ANY($2::smallint[])
+          AND (parked_at IS NOT NULL OR next_attempt_at > now())
+        GROUP BY aggregate_id)
+     SELECT o.id, o.partition, o.aggregate_id, o.sequence, o.type, o.subject, o.body::text AS body, o.attempts,
             (extract(epoch FROM now() - o.occurred_at) * 1000)::float8 AS age_ms,
             (extract(epoch FROM now() - coalesce(o.publish_attempted_at,
                (SELECT greatest(o.occurred_at, p.attempts_since) FROM outbox_partitions p
@@ -126,15 +134,12 @@ export async function selectPendingEvents(
               AS publish_floor_seq,
             now() AS selected_at
        FROM outbox o
+       LEFT JOIN blocked b ON b.aggregate_id = o.aggregate_id
       WHERE o.published_at IS NULL AND o.parked_at IS NULL
         AND o.partition = ANY($2::smallint[])
         AND o.id <> ALL($3::uuid[])
         AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
-        AND NOT EXISTS (
-              SELECT 1 FROM outbox e
-               WHERE e.aggregate_id = o.aggregate_id AND e.sequence < o.sequence
-                 AND e.published_at IS NULL
-                 AND (e.parked_at IS NOT NULL OR e.next_attempt_at > now()))
+        AND (b.sequence IS NULL OR o.sequence < b.sequence)
       ORDER BY o.position
       LIMIT $1`,
     [limit, fence.partitions, exclude],
