@@ -362,6 +362,42 @@ export const workerKills: Fault = async (context) => {
   return { inFlightAtFault, healedAt: Date.now() };
 };
 
+/**
+ * A dependency down for `downMs` (from the moment it is told to stop) while the API is
+ * probed, then started again: notes how long it was down and what the API answered, and
+ * every 5xx meanwhile is a finding. Returns when it was back.
+ */
+async function downWhileProbed(
+  context: FaultContext,
+  dependency: {
+    name: string;
+    how: string;
+    stop: () => Promise<void>;
+    start: () => Promise<void>;
+    downMs: number;
+    /** Orders the probe reads while it is down. */
+    orderIds: string[];
+  },
+): Promise<number> {
+  const { name } = dependency;
+  const stop = { now: false };
+  const downAt = Date.now();
+  await dependency.stop();
+  const probing = probeApi(context, context.skus, () => dependency.orderIds, stop);
+  try {
+    await delay(dependency.downMs);
+    await dependency.start();
+  } finally {
+    stop.now = true;
+  }
+  const healedAt = Date.now();
+  const probe = await probing;
+  context.notes.push(`${name} down ${healedAt - downAt} ms (${dependency.how})`);
+  context.notes.push(`API while ${name} was down: ${describeTally(probe)}`);
+  context.findings.push(...probe.tally.serverErrors().map((entry) => `while ${name} was down: ${entry}`));
+  return healedAt;
+}
+
 /** Postgres crashes (immediate shutdown), stays down, comes back; the API is probed meanwhile. */
 const postgresRestart: Fault = async (context) => {
   await loadReaches(context, 0.3);
@@ -370,21 +406,14 @@ const postgresRestart: Fault = async (context) => {
     `SELECT o.id FROM orders o JOIN order_items i ON i.order_id = o.id WHERE i.sku = ANY($1::text[]) LIMIT 1`,
     [context.skus],
   );
-  const stop = { now: false };
-  await context.stack.postgres.stop('crash');
-  const downAt = Date.now();
-  const probing = probeApi(context, context.skus, () => rows.map((row) => row.id), stop);
-  try {
-    await delay(context.mode.postgresDownMs);
-    await context.stack.postgres.start();
-  } finally {
-    stop.now = true;
-  }
-  const healedAt = Date.now();
-  const probe = await probing;
-  context.notes.push(`postgres down ${healedAt - downAt} ms (immediate shutdown, then restart)`);
-  context.notes.push(`API while postgres was down: ${describeTally(probe)}`);
-  context.findings.push(...probe.tally.serverErrors().map((entry) => `while postgres was down: ${entry}`));
+  const healedAt = await downWhileProbed(context, {
+    name: 'postgres',
+    how: 'immediate shutdown, then restart',
+    stop: () => context.stack.postgres.stop('crash'),
+    start: () => context.stack.postgres.start(),
+    downMs: context.mode.postgresDownMs,
+    orderIds: rows.map((row) => row.id),
+  });
   return { inFlightAtFault, healedAt };
 };
 
@@ -394,21 +423,14 @@ export const temporalRestart =
   async (context) => {
     await loadReaches(context, 0.3);
     const inFlightAtFault = await context.inFlight();
-    const stop = { now: false };
-    const downAt = Date.now();
-    await context.stack.temporal.stop(how);
-    const probing = probeApi(context, context.skus, () => [], stop);
-    try {
-      await delay(context.mode.temporalDownMs);
-      await context.stack.temporal.start();
-    } finally {
-      stop.now = true;
-    }
-    const healedAt = Date.now();
-    const probe = await probing;
-    context.notes.push(`temporal down ${healedAt - downAt} ms (${what})`);
-    context.notes.push(`API while temporal was down: ${describeTally(probe)}`);
-    context.findings.push(...probe.tally.serverErrors().map((entry) => `while temporal was down: ${entry}`));
+    const healedAt = await downWhileProbed(context, {
+      name: 'temporal',
+      how: what,
+      stop: () => context.stack.temporal.stop(how),
+      start: () => context.stack.temporal.start(),
+      downMs: context.mode.temporalDownMs,
+      orderIds: [],
+    });
     return { inFlightAtFault, healedAt };
   };
 
