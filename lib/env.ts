@@ -21,10 +21,17 @@ const present = (env: Env, name: string): string | undefined => {
   return value === undefined || value.trim() === '' ? undefined : value.trim();
 };
 
-export function requireString(env: Env, name: string): string {
+/** The variable's value; unset, undefined when `optional`, else "is required but not set". */
+function given(env: Env, name: string): string;
+function given(env: Env, name: string, optional: true | undefined): string | undefined;
+function given(env: Env, name: string, optional?: true): string | undefined {
   const value = present(env, name);
-  if (value === undefined) throw new ConfigError(name, 'is required but not set');
+  if (value === undefined && !optional) throw new ConfigError(name, 'is required but not set');
   return value;
+}
+
+export function requireString(env: Env, name: string): string {
+  return given(env, name);
 }
 
 export function optionalString(env: Env, name: string): string | undefined;
@@ -70,11 +77,8 @@ export function duration(env: Env, name: string, fallback: string): { text: stri
 export function url(env: Env, name: string, protocols: string[]): string;
 export function url(env: Env, name: string, protocols: string[], optional: true): string | undefined;
 export function url(env: Env, name: string, protocols: string[], optional?: true): string | undefined {
-  const raw = present(env, name);
-  if (raw === undefined) {
-    if (optional) return undefined;
-    throw new ConfigError(name, 'is required but not set');
-  }
+  const raw = given(env, name, optional);
+  if (raw === undefined) return undefined;
   let parsed: URL;
   try {
     parsed = new URL(raw);
@@ -94,24 +98,24 @@ export function url(env: Env, name: string, protocols: string[], optional?: true
 export function urls(env: Env, name: string, protocols: string[]): string;
 export function urls(env: Env, name: string, protocols: string[], optional: true): string | undefined;
 export function urls(env: Env, name: string, protocols: string[], optional?: true): string | undefined {
-  const raw = present(env, name);
-  if (raw === undefined) {
-    if (optional) return undefined;
-    throw new ConfigError(name, 'is required but not set');
-  }
+  const raw = given(env, name, optional);
+  if (raw === undefined) return undefined;
   const each = splitUrls(raw);
   if (each.length === 0) throw new ConfigError(name, 'is not a valid URL');
   for (const one of each) url({ [name]: one }, name, protocols);
   return raw;
 }
 
-/** The URLs of a comma-separated list such as NATS_URL, trimmed, empty items dropped. */
-export function splitUrls(raw: string): string[] {
+/** The items of a comma-separated list, trimmed, empty items dropped. */
+function splitList(raw: string): string[] {
   return raw
     .split(',')
     .map((item) => item.trim())
     .filter((item) => item !== '');
 }
+
+/** The URLs of a comma-separated list such as NATS_URL (as list() splits any list). */
+export const splitUrls: (raw: string) => string[] = splitList;
 
 /** `host:port`, as TEMPORAL_ADDRESS takes it. */
 export function hostPort(env: Env, name: string, fallback?: string): string {
@@ -125,11 +129,7 @@ export function hostPort(env: Env, name: string, fallback?: string): string {
 
 export function list(env: Env, name: string): string[] {
   const raw = present(env, name);
-  if (raw === undefined) return [];
-  return raw
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
+  return raw === undefined ? [] : splitList(raw);
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
