@@ -525,40 +525,36 @@ async function bench(
   const half = counted?.record ?? null;
   const perSaga = counted?.perSaga ?? null;
 
-  // 7. Saturation with 10 % declined.
-  say('saga saturation search (10 % declined)');
+  // 7 and 7b. Two more searches from the happy path's rate: 10 % declined, and every order
+  // buying the one hot SKU. Quick mode runs each at one rate only.
   const mixStart = plan.mixStartFactor * (happy.sustained?.offeredPerS ?? Math.max(1, Math.round(sagaRate)));
-  const mix = await withinBudget(run, 'mix search', () =>
-    searchSaturation(
-      run,
-      http,
-      'mix',
-      ladderFrom(plan.ladder, mixStart),
-      { ...searchOptions, maxSteps: plan.mixMaxSteps },
-      tenPercentDeclined,
-      searchDeadline(run, 2, reserve.direct + reserve.drain + reserve.write),
-    ),
-  );
-  if (mix && config.mode === 'quick') {
-    run.notes.push('quick mode runs the 10 % declined mix at one rate only: its figure is a lower bound');
-  }
-
-  // 7b. Saturation with every order buying the one hot SKU.
+  const variantSearch = async (
+    label: string,
+    client: Parameters<typeof searchSaturation>[1],
+    pattern: Parameters<typeof searchSaturation>[5],
+    searchesLeft: number,
+    figure: string,
+  ) => {
+    const result = await withinBudget(run, `${label} search`, () =>
+      searchSaturation(
+        run,
+        client,
+        label,
+        ladderFrom(plan.ladder, mixStart),
+        { ...searchOptions, maxSteps: plan.mixMaxSteps },
+        pattern,
+        searchDeadline(run, searchesLeft, reserve.direct + reserve.drain + reserve.write),
+      ),
+    );
+    if (result && config.mode === 'quick') {
+      run.notes.push(`quick mode runs the ${figure} at one rate only: its figure is a lower bound`);
+    }
+    return result;
+  };
+  say('saga saturation search (10 % declined)');
+  const mix = await variantSearch('mix', http, tenPercentDeclined, 2, '10 % declined mix');
   say(`saga saturation search (hot SKU: every order buys ${CATALOG.hotSku})`);
-  const hot = await withinBudget(run, 'hot SKU search', () =>
-    searchSaturation(
-      run,
-      hotHttp,
-      'hot SKU',
-      ladderFrom(plan.ladder, mixStart),
-      { ...searchOptions, maxSteps: plan.mixMaxSteps },
-      happyPath,
-      searchDeadline(run, 1, reserve.direct + reserve.drain + reserve.write),
-    ),
-  );
-  if (hot && config.mode === 'quick') {
-    run.notes.push('quick mode runs the hot-SKU search at one rate only: its figure is a lower bound');
-  }
+  const hot = await variantSearch('hot SKU', hotHttp, happyPath, 1, 'hot-SKU search');
 
   // 8. Direct.
   say('direct: the same transactions without Temporal');
