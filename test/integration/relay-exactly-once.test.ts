@@ -16,6 +16,7 @@ import { createPrivateNats, type PrivateNats } from '../support/private-nats';
 import type { Pool } from '../../store/pool';
 import { createTestDatabase } from '../support/stack';
 import { readStream } from '../support/stream';
+import { withQueryHook } from '../support/query-hook';
 
 /**
  * Exactly once without a time limit (CONTRACT §5, issue 14): JetStream stores an event, its
@@ -117,13 +118,8 @@ function newRelay(registry: Registry, pool: Pool = db.pool): OutboxRelay {
 
 /** The test database's pool, except that the relay's mark (the UPDATE after the PubAcks) fails. */
 function poolThatLosesMarks(): Pool {
-  const query = (text: unknown, ...rest: unknown[]): Promise<unknown> =>
-    typeof text === 'string' && text.includes('SET published_at')
-      ? Promise.reject(new Error('Connection terminated unexpectedly'))
-      : (db.pool.query as (...args: unknown[]) => Promise<unknown>).call(db.pool, text, ...rest);
-  return new Proxy(db.pool, {
-    get: (target, property, receiver): unknown =>
-      property === 'query' ? query : (Reflect.get(target, property, receiver) as unknown),
+  return withQueryHook(db.pool, (text) => {
+    if (text.includes('SET published_at')) throw new Error('Connection terminated unexpectedly');
   });
 }
 

@@ -12,6 +12,7 @@ import { ensureOrdersStream, type NatsConnection } from '../../relay/stream';
 import { createTestDatabase, stackEnv } from '../support/stack';
 import { eventually } from '../../tools/fixtures/eventually';
 import { readStream, type StreamedEvent } from '../support/stream';
+import { withQueryHook } from '../support/query-hook';
 
 /**
  * The outbox relay against real Postgres and NATS JetStream (CONTRACT §5): every committed
@@ -294,15 +295,8 @@ test("when every connection of a relay's pool is terminated, then it keeps its p
 test('when a relay publishes several batches, then it writes nothing to the outbox before publishing and marks them all in one statement', async () => {
   // Every statement the relay runs that writes outbox rows, counted.
   const outboxWrites: string[] = [];
-  const query = (text: unknown, ...rest: unknown[]): Promise<unknown> => {
-    if (typeof text === 'string' && /UPDATE outbox o\b/.test(text)) {
-      outboxWrites.push(text.includes('SET published_at') ? 'settle' : 'other');
-    }
-    return (db.pool.query as (...args: unknown[]) => Promise<unknown>).call(db.pool, text, ...rest);
-  };
-  const counted = new Proxy(db.pool, {
-    get: (target, property, receiver): unknown =>
-      property === 'query' ? query : (Reflect.get(target, property, receiver) as unknown),
+  const counted = withQueryHook(db.pool, (text) => {
+    if (/UPDATE outbox o\b/.test(text)) outboxWrites.push(text.includes('SET published_at') ? 'settle' : 'other');
   });
   // Marks wait far longer than the test: only leaving makes the relay settle.
   const relay = newRelay({ markDelayMs: 600_000 }, { pool: counted });
