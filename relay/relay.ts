@@ -309,7 +309,7 @@ export function createOutboxRelay(deps: RelayDeps): OutboxRelay {
     ].filter((partition) => holding.has(partition));
     const marked = await settlePublished(pool, fence, {
       publishedIds,
-      unmarked: unmarked.map(({ id, attemptedSince, floorSeq: floor }) => ({ id, attemptedSince, floorSeq: floor })),
+      unmarked,
       partitions,
       floorSeq,
     });
