@@ -10,6 +10,7 @@ import path from 'node:path';
 import { launchPostgres, pgAnswers, prepareCluster } from '../../tools/dev/postgres';
 import { launch, waitUntilReady, type ManagedProcess } from '../../tools/dev/processes';
 import { temporalAnswers } from '../../tools/dev/stack';
+import { devServerDynamicConfigFlags } from '../../tools/dev/temporal-tuning';
 import { ensureTools } from '../../tools/dev/tools';
 import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { freePort } from './service-process';
@@ -83,6 +84,7 @@ export async function startPrivateTemporal(dir: string): Promise<RestartableServ
   // prettier-ignore
   const args = ['server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
     '--db-filename', path.join(dir, 'temporal.db'), '--namespace', 'default', '--log-level', 'warn',
+    ...devServerDynamicConfigFlags(),
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([key, type]) => ['--search-attribute', `${key}=${type}`])];
   let server: ManagedProcess | undefined;
   const start = async () => {

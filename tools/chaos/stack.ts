@@ -11,6 +11,7 @@ import { Connection } from '@temporalio/client';
 import { createDatabaseIfMissing, launchPostgres, pgAnswers, prepareCluster } from '../dev/postgres';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from '../dev/processes';
 import { natsAnswers } from '../dev/stack';
+import { devServerDynamicConfigFlags } from '../dev/temporal-tuning';
 import type { Tools } from '../dev/tools';
 import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 
@@ -167,6 +168,7 @@ function temporalPiece(dataDir: string, logsDir: string, tools: Tools, port: num
     '--db-filename', path.join(dataDir, 'temporal.db'),
     '--namespace', 'default',
     '--log-level', 'warn',
+    ...devServerDynamicConfigFlags(),
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
   // The CLI reads TEMPORAL_* variables as flag defaults; the server must not.

@@ -16,6 +16,7 @@ import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../contracts/index';
 import { createDatabaseIfMissing, launchPostgres, pgAnswers, prepareCluster } from './postgres';
 import { choosePorts, launch, waitUntilReady, type ManagedProcess } from './processes';
+import { devServerDynamicConfigFlags } from './temporal-tuning';
 import type { Tools } from './tools';
 
 export interface StackOptions {
@@ -198,10 +199,10 @@ async function startTemporal({
     '--log-level', 'warn',
     // Measured by npm run bench: WAL doubles the dev server's throughput (its SQLite fsyncs
     // every commit otherwise); NORMAL can lose the last commits on an OS crash, not on a
-    // process crash. Eager activities save a task-queue round trip per activity.
+    // process crash.
     '--sqlite-pragma', 'journal_mode=wal',
     '--sqlite-pragma', 'synchronous=normal',
-    '--dynamic-config-value', 'system.enableActivityEagerExecution=true',
+    ...devServerDynamicConfigFlags(),
     ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
