@@ -20,6 +20,12 @@ describe('the Temporal dynamic config every engine runs with (deploy/temporal/dy
     expect(() => devServerDynamicConfigFlags(text)).toThrow(/limit\.maxIDLength must have exactly one value/);
   });
 
+  it('refuses a key whose entry is not a list of one value', () => {
+    expect(() => devServerDynamicConfigFlags('limit.maxIDLength: 255\n')).toThrow(
+      /limit\.maxIDLength must have exactly one value/,
+    );
+  });
+
   it('refuses a key with several values', () => {
     const text = 'limit.maxIDLength:\n  - value: 255\n  - value: 100\n';
     expect(() => devServerDynamicConfigFlags(text)).toThrow(/limit\.maxIDLength must have exactly one value/);

@@ -19,8 +19,8 @@ export const DYNAMIC_CONFIG_FILE = path.resolve(
   'dynamicconfig.yaml',
 );
 
-/** One key's values, as the server's file format has them. */
-type Values = Array<{ value: unknown; constraints?: Record<string, unknown> }>;
+/** One key's values, as the server's file format has them (checked before use). */
+type Values = Array<{ value?: unknown; constraints?: Record<string, unknown> }>;
 
 /** The file's text, as the server reads it. */
 export function temporalDynamicConfigText(): string {
@@ -32,10 +32,10 @@ export function temporalDynamicConfigText(): string {
  * values without constraints: a constrained one in the file is refused here, not dropped.
  */
 export function devServerDynamicConfigFlags(text = temporalDynamicConfigText()): string[] {
-  const config = (parse(text) ?? {}) as Record<string, Values>;
+  const config = (parse(text) ?? {}) as Record<string, Values | null>;
   return Object.entries(config).flatMap(([key, values]) => {
-    const [only, ...more] = values;
-    if (only === undefined || more.length > 0 || Object.keys(only.constraints ?? {}).length > 0) {
+    const only = Array.isArray(values) && values.length === 1 ? values[0] : undefined;
+    if (only == null || !('value' in only) || Object.keys(only.constraints ?? {}).length > 0) {
       throw new Error(
         `${DYNAMIC_CONFIG_FILE}: ${key} must have exactly one value without constraints for the dev server`,
       );
