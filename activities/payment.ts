@@ -48,7 +48,9 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
      * Refunds the charge made under `chargeKey`. Asks the gateway even when no payment is
      * recorded, because a charge attempt that timed out may still have gone through; the
      * gateway then refuses the charge key for good (refunded, or voided when nothing was
-     * captured), and the fence keeps a late charge attempt from recording anything.
+     * captured), and the fence keeps a late charge attempt from recording anything. A
+     * capture learned only from its refund is announced first (PaymentCaptured, then
+     * PaymentRefunded), so the stream never refunds a payment it did not show captured.
      */
     refundPayment: (call: StepCall & { chargeKey: string }): Promise<void> =>
       runCompensation(pool, {
@@ -56,17 +58,27 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
         name: 'refundPayment',
         undoes: 'chargePayment',
         provider: {
+          // Read after the fence: no charge attempt can record a capture from here on.
           find: async (tx) => {
             const status = await findPaymentStatus(tx, call.orderId);
-            return status === 'DECLINED' || status === 'REFUNDED' ? null : call.chargeKey;
+            if (status === 'DECLINED' || status === 'REFUNDED') return null;
+            return { chargeKey: call.chargeKey, recorded: status === 'CAPTURED' };
           },
-          call: (chargeKey, signal) =>
+          call: ({ chargeKey }, signal) =>
             gateway.refund({ idempotencyKey: call.idempotencyKey, chargeKey, signal }),
         },
-        undo: async (tx, _chargeKey, refund) => {
+        undo: async (tx, charge, refund) => {
           if (refund?.status !== 'refunded') return false;
-          const amountCents = await recordRefund(tx, call.orderId, refund.reference);
-          if (amountCents === undefined) return false;
+          const refunded = await recordRefund(tx, call.orderId, refund.reference);
+          if (refunded === undefined) return false;
+          const { amountCents, currency } = refunded;
+          if (!charge?.recorded) {
+            await appendEvent(tx, {
+              orderId: call.orderId,
+              type: 'PaymentCaptured',
+              data: { amountCents, currency, reference: refund.chargeReference },
+            });
+          }
           await appendEvent(tx, {
             orderId: call.orderId,
             type: 'PaymentRefunded',

@@ -41,7 +41,9 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
      * carrier cancels what it booked under that key, or voids the key so that a booking
      * arriving later is refused, and the fence keeps a late booking attempt from recording
      * anything. A cancel scheduled before the workflow passed `bookingKey` uses the
-     * createShipment step key, which is what the workflow passes.
+     * createShipment step key, which is what the workflow passes. A booking learned only from
+     * its cancellation is announced first (ShipmentCreated, then ShipmentCancelled), so the
+     * stream never cancels a shipment it did not show created.
      */
     cancelShipment: (call: StepCall & { bookingKey?: string }): Promise<void> =>
       runCompensation(pool, {
@@ -49,18 +51,28 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
         name: 'cancelShipment',
         undoes: 'createShipment',
         provider: {
-          find: async (tx) =>
-            (await findShipmentStatus(tx, call.orderId)) === 'CANCELLED'
-              ? null
-              : (call.bookingKey ?? stepKey(currentStep().workflowId, 'createShipment')),
-          call: (bookingKey, signal) =>
+          // Read after the fence: no booking attempt can record a shipment from here on.
+          find: async (tx) => {
+            const status = await findShipmentStatus(tx, call.orderId);
+            if (status === 'CANCELLED') return null;
+            const bookingKey = call.bookingKey ?? stepKey(currentStep().workflowId, 'createShipment');
+            return { bookingKey, recorded: status === 'CREATED' };
+          },
+          call: ({ bookingKey }, signal) =>
             carrier.cancelShipment({ idempotencyKey: call.idempotencyKey, bookingKey, signal }),
         },
-        undo: async (tx, _bookingKey, cancel) => {
+        undo: async (tx, booking, cancel) => {
           if (cancel?.status !== 'cancelled') return false;
           const { carrier: name, trackingNumber } = cancel;
           if (!(await recordShipmentCancelled(tx, call.orderId, { carrier: name, trackingNumber }))) {
             return false;
+          }
+          if (!booking?.recorded) {
+            await appendEvent(tx, {
+              orderId: call.orderId,
+              type: 'ShipmentCreated',
+              data: { carrier: name, trackingNumber },
+            });
           }
           await appendEvent(tx, {
             orderId: call.orderId,

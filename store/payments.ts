@@ -29,20 +29,22 @@ export async function findPaymentStatus(
 /**
  * Records a refund: a captured payment becomes REFUNDED; with no payment recorded (the charge
  * went through but its recording was fenced off) one is written for the order's total.
- * Returns the amount refunded, or undefined when there was nothing captured to refund.
+ * Returns the amount refunded and its currency, or undefined when there was nothing captured
+ * to refund.
  */
 export async function recordRefund(
   tx: Queryable,
   orderId: string,
   reference: string,
-): Promise<number | undefined> {
-  const { rows } = await tx.query<{ amount_cents: number }>(
+): Promise<{ amountCents: number; currency: string } | undefined> {
+  const { rows } = await tx.query<{ amountCents: number; currency: string }>(
     `INSERT INTO payments (order_id, status, amount_cents, provider_ref)
      SELECT id, 'REFUNDED', total_cents, $2 FROM orders WHERE id = $1
      ON CONFLICT (order_id) DO UPDATE SET status = 'REFUNDED', updated_at = now()
        WHERE payments.status = 'CAPTURED'
-     RETURNING amount_cents`,
+     RETURNING amount_cents AS "amountCents",
+       (SELECT currency FROM orders WHERE id = $1) AS currency`,
     [orderId, reference],
   );
-  return rows[0]?.amount_cents;
+  return rows[0];
 }

@@ -76,7 +76,13 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
     async charge({ idempotencyKey, paymentToken, signal }) {
       // Most cards answer the same whatever came before: one statement counts and answers.
       if (!CALL_COUNTING_TOKENS.has(paymentToken)) {
-        return answerProviderCall(pool, 'payment', idempotencyKey, { token: paymentToken }, chargeAnswer(paymentToken, idempotencyKey));
+        return answerProviderCall(
+          pool,
+          'payment',
+          idempotencyKey,
+          { token: paymentToken },
+          chargeAnswer(paymentToken, idempotencyKey),
+        );
       }
       const { calls, response } = await recordProviderCall<ChargeResult>(pool, 'payment', idempotencyKey, {
         token: paymentToken,
@@ -96,7 +102,12 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
         await sleep(options.slowCallMs, signal);
         throw new TransientProviderError('gateway timed out (simulated)');
       }
-      return storeProviderResponse(pool, 'payment', idempotencyKey, chargeAnswer(paymentToken, idempotencyKey));
+      return storeProviderResponse(
+        pool,
+        'payment',
+        idempotencyKey,
+        chargeAnswer(paymentToken, idempotencyKey),
+      );
     },
 
     async refund({ idempotencyKey, chargeKey }) {
@@ -120,6 +131,7 @@ export function createSimulatedPaymentGateway(pool: Pool, options: SimulatedProv
       return storeProviderResponse<RefundResult>(pool, 'refund', idempotencyKey, {
         status: 'refunded',
         reference: reference('re', idempotencyKey),
+        chargeReference: charge.response.reference,
       });
     },
   };

@@ -25,7 +25,9 @@
  */
 
 export type ChargeResult = { status: 'captured'; reference: string } | { status: 'declined'; reason: string };
-export type RefundResult = { status: 'refunded'; reference: string } | { status: 'nothing_to_refund' };
+export type RefundResult =
+  /** `chargeReference`: the capture refunded (what `charge` answered under the charge key). */
+  { status: 'refunded'; reference: string; chargeReference: string } | { status: 'nothing_to_refund' };
 
 export interface PaymentGateway {
   /**
@@ -43,8 +45,8 @@ export interface PaymentGateway {
   }): Promise<ChargeResult>;
   /**
    * Undoes the charge made under `chargeKey`, idempotent by its own `idempotencyKey`:
-   * - `chargeKey` captured: refunds it in full, once (`refunded`, with a reference); a
-   *   refund is never applied twice, whatever the retries.
+   * - `chargeKey` captured: refunds it in full, once (`refunded`, with a reference and the
+   *   captured charge's reference); a refund is never applied twice, whatever the retries.
    * - `chargeKey` declined, or never seen: `nothing_to_refund`, and the charge key is void
    *   for good (see `charge`). The void is atomic with the gateway's own record of the key:
    *   a charge racing the refund either captured first (and is refunded) or is refused.

@@ -129,7 +129,7 @@ describe('cancelShipment voids the booking key at the carrier', () => {
     });
   });
 
-  it('when the carrier booked but the booking was fenced before it was recorded, then the cancel still cancels it at the carrier and records it', async () => {
+  it('when the carrier booked but the booking was fenced before it was recorded, then the cancel still cancels it at the carrier, records it and announces the booking before its cancellation', async () => {
     const { carrier, arrived, open } = gatedCarrier('after');
     const activities = activitiesWith(carrier);
     const order = await newOrder();
@@ -144,7 +144,14 @@ describe('cancelShipment voids the booking key at the carrier', () => {
     await expect(late).resolves.toEqual(STEP_ABANDONED);
     const { trackingNumber } = booked as { trackingNumber: string };
     expect(await shipment(order.orderId)).toEqual({ status: 'CANCELLED', tracking_number: trackingNumber });
-    expect(await eventTypes(order.orderId)).toEqual(['ShipmentCancelled']);
+    // The stream never cancels a shipment it did not show created: the booking the carrier
+    // made is announced first, with what the carrier said of it.
+    expect(await eventTypes(order.orderId)).toEqual(['ShipmentCreated', 'ShipmentCancelled']);
+    const { rows } = await db.pool.query<{ data: unknown }>(
+      `SELECT body->'data' AS data FROM outbox WHERE aggregate_id = $1 AND type = 'ShipmentCreated'`,
+      [order.orderId],
+    );
+    expect(rows).toEqual([{ data: { carrier: 'SimPost', trackingNumber } }]);
     expect(
       (await findProviderRequest(db.pool, 'carrier-cancel', order.cancelShipment.idempotencyKey))?.response,
     ).toEqual({ status: 'cancelled', carrier: 'SimPost', trackingNumber });
