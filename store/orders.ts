@@ -8,14 +8,29 @@ import type { Pool, PoolClient } from './pool';
  * this; whichever runs second changes nothing. Returns true when this call created it.
  */
 export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput): Promise<boolean> {
-  // No conflict target: the API and createOrder may insert the same order at the same moment,
-  // and the conflict can surface on workflow_id (unique too) rather than id; either means
-  // "already there". With `ON CONFLICT (id)` the workflow_id one is an error (a 500).
-  const created = await tx.query(
-    `INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, currency, shipping_address,
-                         correlation_id, requires_approval)
-     VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8)
-     ON CONFLICT DO NOTHING`,
+  // One statement: the lines and steps are inserted only when the order row was. No conflict
+  // target: the API and createOrder may insert the same order at the same moment, and the
+  // conflict can surface on workflow_id (unique too) rather than id; either means "already
+  // there". With `ON CONFLICT (id)` the workflow_id one is an error (a 500).
+  const { rows } = await tx.query<{ created: boolean }>(
+    `WITH created AS (
+       INSERT INTO orders (id, workflow_id, customer_id, status, total_cents, currency, shipping_address,
+                           correlation_id, requires_approval)
+       VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8)
+       ON CONFLICT DO NOTHING
+       RETURNING id
+     ), lines AS (
+       INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
+       SELECT created.id, line, sku, quantity, price
+         FROM created,
+              unnest($9::text[], $10::int[], $11::bigint[]) WITH ORDINALITY AS t(sku, quantity, price, line)
+     ), steps AS (
+       INSERT INTO order_steps (order_id, position, name, status)
+       SELECT created.id, position, name,
+              CASE WHEN name = 'approval' AND NOT $8 THEN 'SKIPPED' ELSE 'PENDING' END
+         FROM created, unnest($12::text[]) WITH ORDINALITY AS t(name, position)
+     )
+     SELECT EXISTS (SELECT 1 FROM created) AS created`,
     [
       input.orderId,
       workflowIdFor(input.orderId),
@@ -25,28 +40,13 @@ export async function insertOrderIfAbsent(tx: PoolClient, input: OrderSagaInput)
       JSON.stringify(input.shippingAddress),
       input.correlationId,
       input.requiresApproval,
-    ],
-  );
-  if (created.rowCount === 0) return false;
-  await tx.query(
-    `INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
-     SELECT $1, line, sku, quantity, price
-       FROM unnest($2::text[], $3::int[], $4::bigint[]) WITH ORDINALITY AS t(sku, quantity, price, line)`,
-    [
-      input.orderId,
       input.items.map((item) => item.sku),
       input.items.map((item) => item.quantity),
       input.items.map((item) => item.unitPriceCents),
+      [...STEP_NAMES],
     ],
   );
-  await tx.query(
-    `INSERT INTO order_steps (order_id, position, name, status)
-     SELECT $1, position, name,
-            CASE WHEN name = 'approval' AND NOT $3 THEN 'SKIPPED' ELSE 'PENDING' END
-       FROM unnest($2::text[]) WITH ORDINALITY AS t(name, position)`,
-    [input.orderId, [...STEP_NAMES], input.requiresApproval],
-  );
-  return true;
+  return rows[0]!.created;
 }
 
 /** What OrderCreated says about an order: the saga's input, as stored. */
