@@ -62,8 +62,10 @@ function refuseNul(params: readonly unknown[]): void {
 /** Answers the queries the routes make, as an empty database with a small catalog would. */
 function answer(sql: string, params: readonly unknown[] = []): { rows: unknown[]; rowCount: number } {
   refuseNul(params);
-  if (/^\s*(INSERT|UPDATE|DELETE)\b/i.test(sql))
-    effects.writes.push(sql.trim().split(/\s+/).slice(0, 3).join(' '));
+  // A write: the statement itself, or one of its WITH queries (`WITH … AS (INSERT …)`).
+  const write = /^\s*(?:WITH\b[\s\S]*?\(\s*)?((INSERT|UPDATE|DELETE)\b[\s\S]*)/i.exec(sql);
+  if (write) effects.writes.push(write[1]!.trim().split(/\s+/).slice(0, 3).join(' '));
+  if (/INSERT INTO orders\b/i.test(sql)) return { rows: [{ created: true }], rowCount: 1 };
   if (/FROM products WHERE sku = ANY/i.test(sql)) {
     const skus = params[0] as string[];
     const rows = skus.filter((sku) => sku in PRICES).map((sku) => ({ sku, price_cents: PRICES[sku] }));
