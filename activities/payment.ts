@@ -58,21 +58,19 @@ export function createPaymentActivities({ pool, gateway }: { pool: Pool; gateway
         name: 'refundPayment',
         undoes: 'chargePayment',
         provider: {
-          // Read after the fence: no charge attempt can record a capture from here on.
           find: async (tx) => {
             const status = await findPaymentStatus(tx, call.orderId);
-            if (status === 'DECLINED' || status === 'REFUNDED') return null;
-            return { chargeKey: call.chargeKey, recorded: status === 'CAPTURED' };
+            return status === 'DECLINED' || status === 'REFUNDED' ? null : call.chargeKey;
           },
-          call: ({ chargeKey }, signal) =>
+          call: (chargeKey, signal) =>
             gateway.refund({ idempotencyKey: call.idempotencyKey, chargeKey, signal }),
         },
-        undo: async (tx, charge, refund) => {
+        undo: async (tx, _chargeKey, refund, chargeRecorded) => {
           if (refund?.status !== 'refunded') return false;
           const refunded = await recordRefund(tx, call.orderId, refund.reference);
           if (refunded === undefined) return false;
           const { amountCents, currency } = refunded;
-          if (!charge?.recorded) {
+          if (!chargeRecorded) {
             await appendEvent(tx, {
               orderId: call.orderId,
               type: 'PaymentCaptured',

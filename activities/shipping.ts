@@ -51,23 +51,20 @@ export function createShippingActivities({ pool, carrier }: { pool: Pool; carrie
         name: 'cancelShipment',
         undoes: 'createShipment',
         provider: {
-          // Read after the fence: no booking attempt can record a shipment from here on.
-          find: async (tx) => {
-            const status = await findShipmentStatus(tx, call.orderId);
-            if (status === 'CANCELLED') return null;
-            const bookingKey = call.bookingKey ?? stepKey(currentStep().workflowId, 'createShipment');
-            return { bookingKey, recorded: status === 'CREATED' };
-          },
-          call: ({ bookingKey }, signal) =>
+          find: async (tx) =>
+            (await findShipmentStatus(tx, call.orderId)) === 'CANCELLED'
+              ? null
+              : (call.bookingKey ?? stepKey(currentStep().workflowId, 'createShipment')),
+          call: (bookingKey, signal) =>
             carrier.cancelShipment({ idempotencyKey: call.idempotencyKey, bookingKey, signal }),
         },
-        undo: async (tx, booking, cancel) => {
+        undo: async (tx, _bookingKey, cancel, bookingRecorded) => {
           if (cancel?.status !== 'cancelled') return false;
           const { carrier: name, trackingNumber } = cancel;
           if (!(await recordShipmentCancelled(tx, call.orderId, { carrier: name, trackingNumber }))) {
             return false;
           }
-          if (!booking?.recorded) {
+          if (!bookingRecorded) {
             await appendEvent(tx, {
               orderId: call.orderId,
               type: 'ShipmentCreated',

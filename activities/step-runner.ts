@@ -158,8 +158,17 @@ export interface Compensation<T, P> {
     find: (tx: PoolClient) => Promise<T | null>;
     call: (target: T, signal: AbortSignal) => Promise<P>;
   };
-  /** The undo's rows and events, in one transaction; returns whether anything was undone. */
-  undo: (tx: PoolClient, target: T | undefined, provided: P | undefined) => Promise<boolean>;
+  /**
+   * The undo's rows and events, in one transaction; returns whether anything was undone.
+   * `forwardRecorded`: whether the forward step committed its effect (what its fence found),
+   * so an undo can announce an effect that only the provider knew of.
+   */
+  undo: (
+    tx: PoolClient,
+    target: T | undefined,
+    provided: P | undefined,
+    forwardRecorded: boolean,
+  ) => Promise<boolean>;
 }
 
 /**
@@ -171,7 +180,10 @@ export interface Compensation<T, P> {
  * COMPENSATING meanwhile, and COMPENSATED once something was undone. It heartbeats
  * throughout and waits out a database outage, so a healthy compensation never times out.
  */
-export async function runCompensation<T = never, P = never>(pool: Pool, spec: Compensation<T, P>): Promise<void> {
+export async function runCompensation<T = never, P = never>(
+  pool: Pool,
+  spec: Compensation<T, P>,
+): Promise<void> {
   await heartbeating(() => whileDatabaseUnavailable(() => compensate(pool, spec)));
 }
 
@@ -179,23 +191,25 @@ async function compensate<T, P>(pool: Pool, spec: Compensation<T, P>): Promise<v
   const { workflowId } = currentStep();
   const { call, undoes } = spec;
   const entry = { idempotencyKey: call.idempotencyKey, workflowId, step: spec.name };
-  const undo = async (target?: T, provided?: P): Promise<void> => {
+  const undo = async (fenced: StepOutcome | undefined, target?: T, provided?: P): Promise<void> => {
     await runOnce(pool, entry, async (tx) => {
-      if (!spec.provider) await fenceStep(tx, workflowId, undoes);
-      if (await spec.undo(tx, target, provided)) await moveStep(tx, call.orderId, undoes, 'COMPENSATED');
+      const forward = fenced ?? (await fenceStep(tx, workflowId, undoes));
+      if (await spec.undo(tx, target, provided, forward.ok)) {
+        await moveStep(tx, call.orderId, undoes, 'COMPENSATED');
+      }
       return null;
     });
   };
-  if (!spec.provider) return undo();
+  if (!spec.provider) return undo(undefined);
   const { find, call: undoAtProvider } = spec.provider;
-  const target = await withTransaction(pool, async (tx) => {
-    await fenceStep(tx, workflowId, undoes);
-    return find(tx);
-  });
+  const { fenced, target } = await withTransaction(pool, async (tx) => ({
+    fenced: await fenceStep(tx, workflowId, undoes),
+    target: await find(tx),
+  }));
   if (target === null) return;
   await moveStep(pool, call.orderId, undoes, 'COMPENSATING');
   const provided = await callProvider((signal) => undoAtProvider(target, signal));
-  await undo(target, provided);
+  await undo(fenced, target, provided);
 }
 
 /** How often a compensation heartbeats: well inside its heartbeat timeout (workflows/step-options.ts). */
