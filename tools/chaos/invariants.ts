@@ -13,10 +13,12 @@
  * completed one undoes nothing. No event type repeats within one order.
  */
 import { answerWithin } from '../fixtures/eventually';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DeliverPolicy, JetStreamError, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../../store/pool';
+import { isNatsUnavailable } from '../../relay/publisher';
 import {
   EVENT_TYPES,
   STEP_ABANDONED,
@@ -738,7 +740,7 @@ export async function gatherSnapshot(options: CheckOptions): Promise<Snapshot> {
       published: row.published,
       parked: row.parked,
     })),
-    stream: await readOrdersStream(options.nats, options.since, new Set(ids)),
+    stream: await readOrdersStreamPatiently(options.nats, options.since, new Set(ids)),
   };
 }
 
@@ -761,6 +763,35 @@ async function readGateway(pool: Pool, orderIds: readonly string[]): Promise<Gat
   } catch (error) {
     if ((error as { code?: string }).code === '42P01') return undefined; // no simulated gateway here
     throw error;
+  }
+}
+
+/** How long the final read of the stream waits out a cluster that cannot answer yet. */
+const STREAM_READ_PATIENCE_MS = 30_000;
+
+/**
+ * readOrdersStream, read again from the start while JetStream cannot answer: right after a
+ * drill killed nodes of a cluster, a request can meet "no responders" (status 503) while
+ * the stream's leader is being chosen. Any other error, or one lasting longer than
+ * STREAM_READ_PATIENCE_MS, fails the check.
+ */
+async function readOrdersStreamPatiently(
+  nats: NatsConnection,
+  since: Date,
+  orderIds: ReadonlySet<string>,
+): Promise<StreamedMessage[]> {
+  const deadline = Date.now() + STREAM_READ_PATIENCE_MS;
+  for (;;) {
+    try {
+      return await readOrdersStream(nats, since, orderIds);
+    } catch (error) {
+      const transient =
+        // JetStreamError: a status JetStream answered with (JetStreamStatusError, not exported).
+        (error instanceof JetStreamError && (error as { code?: unknown }).code === 503) ||
+        isNatsUnavailable(error, nats);
+      if (!transient || Date.now() >= deadline) throw error;
+      await delay(500);
+    }
   }
 }
 
