@@ -41,7 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     }): Promise<AdmitOutcome> => {
       const [createOrder, reserveInventory, fraudScreening] = await runSteps(deps.pool, [
         createOrderStep(call.order),
-        reserveInventoryStep(call.reservation),
+        reserveInventoryStep(call.reservation, { requiresApproval: call.order.input.requiresApproval }),
         ...(call.screening ? [screenOrderStep(call.screening, fraudDenyList)] : []),
       ]);
       return {

@@ -8,15 +8,20 @@ import { runCompensation, runStep, type ForwardStep, type StepCall } from './ste
 /**
  * Reserves every line or none. Not enough stock is a business outcome, returned (and
  * recorded) rather than thrown. An order that requires approval then waits at the gate.
+ * `requiresApproval`: what the caller knows of the order (admitOrder has its input); when
+ * it is known false the gate's statement is left out, otherwise the database decides.
  */
-export function reserveInventoryStep(call: StepCall & { items: OrderLine[] }): ForwardStep<undefined> {
+export function reserveInventoryStep(
+  call: StepCall & { items: OrderLine[] },
+  { requiresApproval }: { requiresApproval?: boolean } = {},
+): ForwardStep<undefined> {
   return {
     call,
     step: 'reserveInventory',
     commit: async (tx) => {
       const reserved = await reserveStock(tx, call.orderId, call.items);
       if (!reserved) return { ok: false, reason: 'insufficient_stock' };
-      await openApprovalGate(tx, call.orderId);
+      if (requiresApproval !== false) await openApprovalGate(tx, call.orderId);
       await appendEvent(tx, {
         orderId: call.orderId,
         type: 'InventoryReserved',

@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { ErrorTypes, type StepName, type StepOutcome } from '../contracts/index';
-import { fenceStep, findRecorded, runOnce, runOnceIn } from '../store/ledger';
+import { claimKey, fenceStep, findRecorded, recordResults, runOnce } from '../store/ledger';
 import { moveStep, moveStepAndNext } from '../store/lifecycle';
 import type { Pool, PoolClient } from '../store/pool';
 import { isDatabaseUnavailable } from '../store/errors';
@@ -100,48 +100,64 @@ export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): 
     provided = await callProvider(spec.provider);
   }
   return reportCancellation(() =>
-    withTransaction(pool, (tx) => commitStep(tx, spec, provided, workflowId, attempt)),
+    withTransaction(pool, async (tx) => {
+      const results: RecordedResult[] = [];
+      const outcome = await commitStep(tx, spec, provided, workflowId, attempt, results);
+      await recordResults(tx, results);
+      return outcome;
+    }),
   );
 }
 
 /**
  * Database-only forward steps, one after another in one transaction (saga v4's first local
  * activity: the order, its reservation, its screening), each under its own idempotency key
- * exactly as runStep runs it; stops at the first refusal. Returns each run step's outcome.
+ * exactly as runStep runs it; stops at the first refusal. The steps' results are stored in
+ * the ledger together, before the commit. Returns each run step's outcome.
  */
 export async function runSteps(pool: Pool, specs: readonly ForwardStep<undefined>[]): Promise<StepOutcome[]> {
   const { workflowId, attempt } = currentStep();
   return reportCancellation(() =>
     withTransaction(pool, async (tx) => {
       const outcomes: StepOutcome[] = [];
+      const results: RecordedResult[] = [];
       for (const spec of specs) {
-        const outcome = await commitStep(tx, spec, undefined, workflowId, attempt);
+        const outcome = await commitStep(tx, spec, undefined, workflowId, attempt, results);
         outcomes.push(outcome);
         if (!outcome.ok) break;
       }
+      await recordResults(tx, results);
       return outcomes;
     }),
   );
 }
 
-/** A step's part of a transaction: the ledger claim, its rows and events, its status. */
-function commitStep<P>(
+type RecordedResult = { idempotencyKey: string; result: StepOutcome };
+
+/**
+ * A step's part of a transaction: the ledger claim, its rows and events, its status. A key
+ * claimed before replays its stored outcome; a step that ran adds its outcome to `results`,
+ * which the caller stores (recordResults) before committing.
+ */
+async function commitStep<P>(
   tx: PoolClient,
   spec: ForwardStep<P>,
   provided: P,
   workflowId: string,
   attempt: number,
+  results: RecordedResult[],
 ): Promise<StepOutcome> {
   const { call, step } = spec;
-  return runOnceIn(tx, { idempotencyKey: call.idempotencyKey, workflowId, step }, async () => {
-    const outcome = await spec.commit(tx, provided);
-    if (outcome.ok && spec.next) {
-      await moveStepAndNext(tx, call.orderId, { name: step, status: 'COMPLETED', attempt }, spec.next);
-    } else {
-      await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
-    }
-    return outcome;
-  });
+  const claim = await claimKey<StepOutcome>(tx, { idempotencyKey: call.idempotencyKey, workflowId, step });
+  if (!claim.claimed) return claim.result;
+  const outcome = await spec.commit(tx, provided);
+  if (outcome.ok && spec.next) {
+    await moveStepAndNext(tx, call.orderId, { name: step, status: 'COMPLETED', attempt }, spec.next);
+  } else {
+    await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+  }
+  results.push({ idempotencyKey: call.idempotencyKey, result: outcome });
+  return outcome;
 }
 
 export interface Compensation<T, P> {

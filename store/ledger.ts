@@ -31,29 +31,62 @@ export async function runOnce<T>(
   return withTransaction(pool, (tx) => runOnceIn(tx, entry, work));
 }
 
-/** runOnce inside the caller's transaction (several steps committed together). */
+/** runOnce inside the caller's transaction. */
 export async function runOnceIn<T>(
   tx: PoolClient,
   entry: LedgerEntry,
   work: (tx: PoolClient) => Promise<T>,
 ): Promise<T> {
+  const claim = await claimKey<T>(tx, entry);
+  if (!claim.claimed) return claim.result;
+  const result = await work(tx);
+  await recordResults(tx, [{ idempotencyKey: entry.idempotencyKey, result }]);
+  return result;
+}
+
+/**
+ * The first half of runOnceIn, for several steps in one transaction (activities/step-runner.ts
+ * runSteps): claims the key, or, when it was claimed before, waits for that claim to commit
+ * and returns its result. Every key claimed must get its result from recordResults before
+ * the transaction commits.
+ */
+export async function claimKey<T>(
+  tx: PoolClient,
+  entry: LedgerEntry,
+): Promise<{ claimed: true } | { claimed: false; result: T }> {
   const claimed = await tx.query(
     `INSERT INTO activity_ledger (idempotency_key, workflow_id, step)
      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING idempotency_key`,
     [entry.idempotencyKey, entry.workflowId, entry.step],
   );
-  if (claimed.rowCount === 0) {
-    const { rows } = await tx.query<{ result: T }>('SELECT result FROM activity_ledger WHERE idempotency_key = $1', [
-      entry.idempotencyKey,
+  if (claimed.rowCount === 1) return { claimed: true };
+  const { rows } = await tx.query<{ result: T }>(
+    'SELECT result FROM activity_ledger WHERE idempotency_key = $1',
+    [entry.idempotencyKey],
+  );
+  return { claimed: false, result: rows[0]!.result };
+}
+
+/** Stores the results of keys this transaction claimed, in one statement. */
+export async function recordResults(
+  tx: PoolClient,
+  results: ReadonlyArray<{ idempotencyKey: string; result: unknown }>,
+): Promise<void> {
+  if (results.length === 0) return;
+  if (results.length === 1) {
+    const [only] = results;
+    await tx.query('UPDATE activity_ledger SET result = $2 WHERE idempotency_key = $1', [
+      only!.idempotencyKey,
+      JSON.stringify(only!.result ?? null),
     ]);
-    return rows[0]!.result;
+    return;
   }
-  const result = await work(tx);
-  await tx.query('UPDATE activity_ledger SET result = $2 WHERE idempotency_key = $1', [
-    entry.idempotencyKey,
-    JSON.stringify(result ?? null),
-  ]);
-  return result;
+  await tx.query(
+    `UPDATE activity_ledger l SET result = r.result
+       FROM unnest($1::text[], $2::jsonb[]) AS r(idempotency_key, result)
+      WHERE l.idempotency_key = r.idempotency_key`,
+    [results.map((r) => r.idempotencyKey), results.map((r) => JSON.stringify(r.result ?? null))],
+  );
 }
 
 /**

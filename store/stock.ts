@@ -29,8 +29,13 @@ async function moveStock(tx: PoolClient, lines: StockLine[], toReserved: boolean
 }
 
 /**
- * Reserves every line for the order, or none: returns the lines reserved (sorted by sku),
- * or undefined when any line has too little stock.
+ * Reserves every line for the order, or none, in one statement: returns the lines reserved
+ * (sorted by sku), or undefined when any line has too little stock (nothing changed).
+ *
+ * `locked` takes the products' row locks in sku order (so concurrent sagas never deadlock
+ * on stock) and reads each row's latest committed units; `enough` decides from those, and
+ * the UPDATE and the INSERT run only when it says every line fits. Both read `enough`
+ * before touching a row, so the locks are taken first.
  */
 export async function reserveStock(
   tx: PoolClient,
@@ -40,18 +45,27 @@ export async function reserveStock(
   const lines = [...items]
     .sort((a, b) => a.sku.localeCompare(b.sku))
     .map(({ sku, quantity }) => ({ sku, quantity }));
-  const available = await lockProducts(
-    tx,
-    lines.map((l) => l.sku),
-  );
-  if (lines.some((l) => (available.get(l.sku) ?? 0) < l.quantity)) return undefined;
-  await moveStock(tx, lines, true);
-  await tx.query(
-    `INSERT INTO inventory_reservations (order_id, sku, quantity, status)
-     SELECT $1, sku, quantity, 'RESERVED' FROM unnest($2::text[], $3::int[]) AS l(sku, quantity)`,
+  const { rows } = await tx.query<{ reserved: boolean }>(
+    `WITH wanted AS (
+       SELECT sku, quantity FROM unnest($2::text[], $3::int[]) AS l(sku, quantity)
+     ), locked AS (
+       SELECT sku, available FROM products WHERE sku = ANY($2::text[]) ORDER BY sku FOR UPDATE
+     ), enough AS (
+       SELECT count(*) = cardinality($2::text[]) AND bool_and(l.available >= w.quantity) AS ok
+         FROM locked l JOIN wanted w USING (sku)
+     ), moved AS (
+       UPDATE products p
+          SET available = p.available - w.quantity, reserved = p.reserved + w.quantity, updated_at = now()
+         FROM wanted w
+        WHERE p.sku = w.sku AND (SELECT ok FROM enough)
+     ), recorded AS (
+       INSERT INTO inventory_reservations (order_id, sku, quantity, status)
+       SELECT $1, sku, quantity, 'RESERVED' FROM wanted WHERE (SELECT ok FROM enough)
+     )
+     SELECT coalesce((SELECT ok FROM enough), false) AS reserved`,
     [orderId, lines.map((l) => l.sku), lines.map((l) => l.quantity)],
   );
-  return lines;
+  return rows[0]?.reserved ? lines : undefined;
 }
 
 /** Returns the order's reserved units to `available`; the lines released (none: nothing was held). */
@@ -75,16 +89,16 @@ export async function releaseStock(tx: PoolClient, orderId: string): Promise<Sto
   return reserved;
 }
 
-/** The completed order's reserved units leave stock. */
+/** The completed order's reserved units leave stock (one statement). */
 export async function consumeStock(tx: PoolClient, orderId: string): Promise<void> {
-  const { rows } = await tx.query<StockLine>(
-    `UPDATE inventory_reservations SET status = 'CONSUMED', updated_at = now()
-      WHERE order_id = $1 AND status = 'RESERVED' RETURNING sku, quantity`,
-    [orderId],
-  );
   await tx.query(
-    `UPDATE products p SET reserved = p.reserved - r.quantity, updated_at = now()
-       FROM unnest($1::text[], $2::int[]) AS r(sku, quantity) WHERE p.sku = r.sku`,
-    [rows.map((r) => r.sku), rows.map((r) => r.quantity)],
+    `WITH consumed AS (
+       UPDATE inventory_reservations SET status = 'CONSUMED', updated_at = now()
+        WHERE order_id = $1 AND status = 'RESERVED'
+       RETURNING sku, quantity
+     )
+     UPDATE products p SET reserved = p.reserved - c.quantity, updated_at = now()
+       FROM consumed c WHERE p.sku = c.sku`,
+    [orderId],
   );
 }

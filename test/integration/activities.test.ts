@@ -171,9 +171,8 @@ describe('a compensation fences its step', () => {
         items: order.input.items,
         awaitApproval: false,
       });
-      await eventually('the reservation waiting for the product row', () =>
-        blockedOnLock('SELECT sku, available FROM products'),
-      );
+      // store/stock.ts reserveStock: one statement, which locks the products first.
+      await eventually('the reservation waiting for the product row', () => blockedOnLock('WITH wanted AS'));
       const releasing = order.env().run(activities.releaseInventory, {
         orderId: order.orderId,
         idempotencyKey: stepKey(order.workflowId, 'releaseInventory'),
