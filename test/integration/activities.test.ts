@@ -136,6 +136,61 @@ describe('activities are applied once per key', () => {
   });
 });
 
+describe('admitOrder runs its steps in one transaction, each once per key', () => {
+  const admission = (order: Awaited<ReturnType<typeof newOrder>>) => ({
+    order: { ...order.call('createOrder'), input: order.input },
+    reservation: { ...order.call('reserveInventory'), items: order.input.items },
+    screening: { ...order.call('fraudScreening'), customerId: 'c-1', totalCents: order.input.totalCents },
+  });
+  async function ledgerResults(workflowId: string) {
+    const { rows } = await db.pool.query<{ step: string; result: unknown }>(
+      'SELECT step, result FROM activity_ledger WHERE workflow_id = $1 ORDER BY step',
+      [workflowId],
+    );
+    return rows;
+  }
+
+  it('when admitOrder is retried, then every step replays its stored outcome and stock moves once', async () => {
+    const order = await newOrder();
+    const first = await order.env(1).run(activities.admitOrder, admission(order));
+    const second = await order.env(2).run(activities.admitOrder, admission(order));
+    expect([
+      first,
+      second,
+      await stock(order.sku),
+      (await outboxTypes(order.orderId)).map((r) => r.type),
+    ]).toEqual([
+      { createOrder: { ok: true }, reserveInventory: { ok: true }, fraudScreening: { ok: true } },
+      first,
+      { available: 7, reserved: 3 },
+      ['OrderCreated', 'InventoryReserved'],
+    ]);
+  });
+
+  it('when admitOrder has run, then each step it ran has its outcome in the ledger', async () => {
+    const order = await newOrder();
+    await order.env().run(activities.admitOrder, admission(order));
+    expect(await ledgerResults(order.workflowId)).toEqual([
+      { step: 'createOrder', result: { ok: true } },
+      { step: 'fraudScreening', result: { ok: true } },
+      { step: 'reserveInventory', result: { ok: true } },
+    ]);
+  });
+
+  it('when the reservation is refused, then its refusal is recorded and the screening is never claimed', async () => {
+    const order = await newOrder(2);
+    const outcome = await order.env().run(activities.admitOrder, admission(order));
+    expect([outcome, await ledgerResults(order.workflowId), await stock(order.sku)]).toEqual([
+      { createOrder: { ok: true }, reserveInventory: { ok: false, reason: 'insufficient_stock' } },
+      [
+        { step: 'createOrder', result: { ok: true } },
+        { step: 'reserveInventory', result: { ok: false, reason: 'insufficient_stock' } },
+      ],
+      { available: 2, reserved: 0 },
+    ]);
+  });
+});
+
 describe('a compensation fences its step', () => {
   // A local activity keeps running after its workflow task was lost (worker overloaded,
   // Temporal restarted), and an attempt can outlive its timeout: such a straggler may reach

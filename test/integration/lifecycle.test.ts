@@ -91,6 +91,18 @@ describe('requiresApproval is decided once and stored with the order', () => {
     ]);
   });
 
+  it('when admitOrder reserves an order that requires approval, then it awaits approval', async () => {
+    const order = await newOrder({ requiresApproval: true });
+    await order.env.run(activities.admitOrder, {
+      order: { ...order.call('createOrder'), input: order.input },
+      reservation: { ...order.call('reserveInventory'), items: order.input.items },
+    });
+    expect([(await orderRow(order.orderId)).status, await stepStatus(order.orderId, 'approval')]).toEqual([
+      'AWAITING_APPROVAL',
+      'RUNNING',
+    ]);
+  });
+
   it('when an order that needs no approval has its stock reserved, then it stays PENDING', async () => {
     const order = await newOrder();
     await order.env.run(activities.reserveInventory, {
