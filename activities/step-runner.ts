@@ -100,12 +100,7 @@ export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): 
     provided = await callProvider(spec.provider);
   }
   return reportCancellation(() =>
-    withTransaction(pool, async (tx) => {
-      const results: RecordedResult[] = [];
-      const outcome = await commitStep(tx, spec, provided, workflowId, attempt, results);
-      await recordResults(tx, results);
-      return outcome;
-    }),
+    withTransaction(pool, async (tx) => (await commitSteps(tx, [spec], provided, workflowId, attempt))[0]!),
   );
 }
 
@@ -118,46 +113,43 @@ export async function runStep<P = undefined>(pool: Pool, spec: ForwardStep<P>): 
 export async function runSteps(pool: Pool, specs: readonly ForwardStep<undefined>[]): Promise<StepOutcome[]> {
   const { workflowId, attempt } = currentStep();
   return reportCancellation(() =>
-    withTransaction(pool, async (tx) => {
-      const outcomes: StepOutcome[] = [];
-      const results: RecordedResult[] = [];
-      for (const spec of specs) {
-        const outcome = await commitStep(tx, spec, undefined, workflowId, attempt, results);
-        outcomes.push(outcome);
-        if (!outcome.ok) break;
-      }
-      await recordResults(tx, results);
-      return outcomes;
-    }),
+    withTransaction(pool, (tx) => commitSteps(tx, specs, undefined, workflowId, attempt)),
   );
 }
 
-type RecordedResult = { idempotencyKey: string; result: StepOutcome };
-
 /**
- * A step's part of a transaction: the ledger claim, its rows and events, its status. A key
- * claimed before replays its stored outcome; a step that ran adds its outcome to `results`,
- * which the caller stores (recordResults) before committing.
+ * Steps' part of a transaction, one after another up to the first refusal: for each, the
+ * ledger claim (a key claimed before replays its stored outcome), its rows and events, its
+ * status; then the outcomes of the steps that ran, stored in the ledger in one statement.
  */
-async function commitStep<P>(
+async function commitSteps<P>(
   tx: PoolClient,
-  spec: ForwardStep<P>,
+  specs: readonly ForwardStep<P>[],
   provided: P,
   workflowId: string,
   attempt: number,
-  results: RecordedResult[],
-): Promise<StepOutcome> {
-  const { call, step } = spec;
-  const claim = await claimKey<StepOutcome>(tx, { idempotencyKey: call.idempotencyKey, workflowId, step });
-  if (!claim.claimed) return claim.result;
-  const outcome = await spec.commit(tx, provided);
-  if (outcome.ok && spec.next) {
-    await moveStepAndNext(tx, call.orderId, { name: step, status: 'COMPLETED', attempt }, spec.next);
-  } else {
-    await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+): Promise<StepOutcome[]> {
+  const outcomes: StepOutcome[] = [];
+  const ran: Array<{ idempotencyKey: string; result: StepOutcome }> = [];
+  for (const { call, step, commit, next } of specs) {
+    const claim = await claimKey<StepOutcome>(tx, { idempotencyKey: call.idempotencyKey, workflowId, step });
+    let outcome: StepOutcome;
+    if (!claim.claimed) {
+      outcome = claim.result;
+    } else {
+      outcome = await commit(tx, provided);
+      if (outcome.ok && next) {
+        await moveStepAndNext(tx, call.orderId, { name: step, status: 'COMPLETED', attempt }, next);
+      } else {
+        await moveStep(tx, call.orderId, step, outcome.ok ? 'COMPLETED' : 'FAILED', attempt);
+      }
+      ran.push({ idempotencyKey: call.idempotencyKey, result: outcome });
+    }
+    outcomes.push(outcome);
+    if (!outcome.ok) break;
   }
-  results.push({ idempotencyKey: call.idempotencyKey, result: outcome });
-  return outcome;
+  await recordResults(tx, ran);
+  return outcomes;
 }
 
 export interface Compensation<T, P> {

@@ -12,8 +12,7 @@
  * undoing runs in reverse; a failed or cancelled order undoes everything it acquired; a
  * completed one undoes nothing. No event type repeats within one order.
  */
-import { answerWithin } from '../fixtures/eventually';
-import { setTimeout as delay } from 'node:timers/promises';
+import { answerWithin, eventually } from '../fixtures/eventually';
 import { DeliverPolicy, JetStreamError, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/nats-core';
 import type { Client } from '@temporalio/client';
@@ -780,19 +779,24 @@ async function readOrdersStreamPatiently(
   since: Date,
   orderIds: ReadonlySet<string>,
 ): Promise<StreamedMessage[]> {
-  const deadline = Date.now() + STREAM_READ_PATIENCE_MS;
-  for (;;) {
-    try {
-      return await readOrdersStream(nats, since, orderIds);
-    } catch (error) {
-      const transient =
-        // JetStreamError: a status JetStream answered with (JetStreamStatusError, not exported).
-        (error instanceof JetStreamError && (error as { code?: unknown }).code === 503) ||
-        isNatsUnavailable(error, nats);
-      if (!transient || Date.now() >= deadline) throw error;
-      await delay(500);
-    }
-  }
+  let lastError = '';
+  return eventually(
+    'stream ORDERS readable',
+    async () => {
+      try {
+        return await readOrdersStream(nats, since, orderIds);
+      } catch (error) {
+        const transient =
+          // JetStreamError: a status JetStream answered with (JetStreamStatusError, not exported).
+          (error instanceof JetStreamError && (error as { code?: unknown }).code === 503) ||
+          isNatsUnavailable(error, nats);
+        if (!transient) throw error;
+        lastError = String(error);
+        return undefined;
+      }
+    },
+    { timeoutMs: STREAM_READ_PATIENCE_MS, intervalMs: 500, detail: () => `last error: ${lastError}` },
+  );
 }
 
 /**
