@@ -60,8 +60,10 @@ describe('npm run bench -- --quick', () => {
       expect(result.bare?.shape).toBe(result.saga?.shape);
       expectMeasured(result.bare?.idle);
       expect(result.bare?.search?.peak?.completedPerS).toBeGreaterThan(0);
+      // Direct: over the catalog's products, then the same products in every run.
       expect(result.direct.length).toBeGreaterThan(0);
-      for (const run of result.direct) {
+      expect(result.directSameProducts?.length).toBeGreaterThan(0);
+      for (const run of [...result.direct, ...(result.directSameProducts ?? [])]) {
         expect(run.errors).toBe(0);
         expect(run.sagasPerS).toBeGreaterThan(0);
       }

@@ -6,6 +6,8 @@ import {
   parseCpuTotals,
   parseProcStat,
   ticksByRole,
+  cpuPerRunBeyondBackground,
+  type CpuReport,
   type CpuSample,
   type ProcStat,
 } from '../../tools/bench/lib/procstat';
@@ -48,7 +50,14 @@ import {
   spreadSample,
   writeTransactions,
 } from '../../tools/bench/lib/counters';
-import { catalogSkus, CATALOG, orderLinesSource, spreadLines } from '../../tools/bench/lib/workload';
+import {
+  catalogSkus,
+  CATALOG,
+  orderLinesSource,
+  replacementProducts,
+  spreadLines,
+} from '../../tools/bench/lib/workload';
+import { instantiate, type SagaTemplate } from '../../tools/bench/template';
 import { compareTable } from '../../tools/bench/lib/compare';
 import { loadBenchConfig } from '../../tools/bench/config';
 import { seededRng } from '../../tools/fixtures/seed';
@@ -322,6 +331,31 @@ describe('saturation search', () => {
 });
 
 describe('CPU from /proc', () => {
+  it('when the background is taken out, then each process keeps what its runs cost beyond its idle rate, never below zero', () => {
+    const report = (wallMs: number, roles: CpuReport['roles']): CpuReport => ({
+      wallMs,
+      roles,
+      machineBusyPct: 0,
+      machineIowaitPct: 0,
+      foreignPct: 0,
+    });
+    const background = report(5_000, {
+      temporal: { ms: 150, pctOfCore: 3 }, // 30 ms/s idle
+      relay: { ms: 500, pctOfCore: 10 }, // 100 ms/s idle
+    });
+    const step = report(10_000, {
+      temporal: { ms: 1_000, pctOfCore: 10 },
+      worker: { ms: 700, pctOfCore: 7 },
+      relay: { ms: 800, pctOfCore: 8 },
+    });
+    expect(cpuPerRunBeyondBackground(step, background, 70)).toEqual({
+      temporal: (1_000 - 300) / 70,
+      worker: 10, // no idle figure: all of it
+      relay: 0, // less than its idle rate: clamped
+    });
+    expect(cpuPerRunBeyondBackground(step, background, 0)).toBeNull();
+  });
+
   it("when a stat line's command name holds spaces and parentheses, then it is parsed", () => {
     const line =
       '4242 (postgres: a (b) c) S 4200 4242 4242 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 1 0 12345 1000 10 0';
@@ -833,6 +867,93 @@ describe('bench workload', () => {
     expect(spreadLines(seededRng(1), ['ONLY'], CATALOG)).toHaveLength(1);
     expect(orderLinesSource('hot', CATALOG, seededRng(1))()).toEqual([{ sku: 'BENCH-HOT', quantity: 1 }]);
   });
+
+  it('when the direct baseline spreads a recipe, then each of its products gets a distinct catalog product, the same again from the same seed', () => {
+    const recipe = ['BENCH-0007', 'BENCH-0420', 'BENCH-0999'];
+    const draw = (seed: number) => {
+      const rng = seededRng(seed);
+      return Array.from({ length: 300 }, () => replacementProducts(recipe, catalogSkus(CATALOG), rng));
+    };
+    const runs = draw(4242);
+    expect(draw(4242)).toEqual(runs);
+    for (const products of runs) {
+      expect([...products.keys()]).toEqual(recipe);
+      expect(new Set(products.values()).size).toBe(recipe.length);
+      for (const sku of products.values()) expect(catalogSkus(CATALOG)).toContain(sku);
+    }
+    // Spread: 300 runs × 3 lines land on many products, not on the recipe's three.
+    expect(new Set(runs.flatMap((products) => [...products.values()])).size).toBeGreaterThan(500);
+    expect(() => replacementProducts(recipe, ['ONLY', 'TWO'], seededRng(1))).toThrow(/catalog of 2/);
+  });
+
+  it('when a recipe is instantiated with other products, then the order id and each product change wherever they are named, and nothing else', () => {
+    const template = {
+      orderId: 'order-1',
+      input: {
+        orderId: 'order-1',
+        items: [
+          { sku: 'BENCH-0001', quantity: 2, unitPriceCents: 1000 },
+          { sku: 'BENCH-0010', quantity: 1, unitPriceCents: 1000 },
+        ],
+        totalCents: 3000,
+      },
+      steps: [
+        {
+          activity: 'admitOrder',
+          local: true,
+          taskQueue: null,
+          args: [
+            {
+              key: 'order-1:admit',
+              lines: [{ sku: 'BENCH-0001' }, { sku: 'BENCH-0010' }],
+              note: 'BENCH-00100',
+            },
+          ],
+        },
+      ],
+    } as unknown as SagaTemplate;
+    const products = new Map([
+      ['BENCH-0001', 'BENCH-0500'],
+      ['BENCH-0010', 'BENCH-0077'],
+    ]);
+    expect(instantiate(template, 'order-2', products)).toEqual({
+      input: {
+        orderId: 'order-2',
+        items: [
+          { sku: 'BENCH-0500', quantity: 2, unitPriceCents: 1000 },
+          { sku: 'BENCH-0077', quantity: 1, unitPriceCents: 1000 },
+        ],
+        totalCents: 3000,
+      },
+      steps: [
+        {
+          activity: 'admitOrder',
+          local: true,
+          taskQueue: null,
+          args: [
+            {
+              key: 'order-2:admit',
+              lines: [{ sku: 'BENCH-0500' }, { sku: 'BENCH-0077' }],
+              note: 'BENCH-00100',
+            },
+          ],
+        },
+      ],
+    });
+    // In one pass: a product that replaces another is not replaced in turn.
+    const chained = new Map([
+      ['BENCH-0001', 'BENCH-0010'],
+      ['BENCH-0010', 'BENCH-0500'],
+    ]);
+    expect(instantiate(template, 'order-4', chained).input.items.map((line) => line.sku)).toEqual([
+      'BENCH-0010',
+      'BENCH-0500',
+    ]);
+    expect(instantiate(template, 'order-3').input.items.map((line) => line.sku)).toEqual([
+      'BENCH-0001',
+      'BENCH-0010',
+    ]);
+  });
 });
 
 describe('bench options', () => {
@@ -898,6 +1019,25 @@ describe('bench compare', () => {
     expect(table).toContain('| per saga: local activities | — | 3 |');
     expect(table).toContain('| per saga: Postgres write transactions | — | 9.0 |');
     expect(table).toContain("| per saga: CPU ms, all processes (not the bench's) | 160.0 | 80.0 |");
+  });
+
+  it("when an older result's direct runs bought the recipe's own products, then they compare with the newer same-products runs, not with the spread ones", () => {
+    const run = (concurrency: number, sagasPerS: number) => ({
+      concurrency,
+      sagas: sagasPerS * 8,
+      sagasPerS,
+      latency: summarize([10, 20]),
+      errors: 0,
+    });
+    const older = emptyResult({ direct: [run(1, 38), run(4, 30)] });
+    const newer = emptyResult({ direct: [run(4, 120), run(16, 150)], directSameProducts: [run(1, 60)] });
+    const table = compareTable(older, newer, ['before.json', 'after.json']);
+    expect(table).toContain(
+      '| direct (same SQL, no Temporal), products spread, sagas/s | — | 150 (16 at once) |',
+    );
+    expect(table).toContain(
+      '| direct, the same products every run, sagas/s | 38.0 (1 at once) | 60.0 (1 at once) |',
+    );
   });
 
   it('when a result has per saga counters, then the summary shows each against its target', () => {

@@ -5,6 +5,11 @@
  * "saga" is that recipe with a fresh order id: the API's own insert, then every activity
  * function from createActivities, called in sequence inside MockActivityEnvironment (which
  * provides the activity Context they read). Several run at once; sagas/s is what completes.
+ *
+ * Which products a direct saga buys: `spread` (the main figure) gives each one other
+ * products of the catalog, drawn by a seeded PRNG, like the load the saga is measured
+ * under; `same` buys the recipe's own products every time, so every run locks the same
+ * rows (the hot-row case, and what this baseline measured before it spread).
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +20,8 @@ import { insertOrderIfAbsent } from '../../store/orders';
 import { createPool } from '../../store/pool';
 import { withTransaction } from '../../store/tx';
 import { workflowIdFor } from '../../contracts/index';
+import { seededRng } from '../fixtures/seed';
+import { catalogSkus, replacementProducts, type Catalog } from './lib/workload';
 import { summarize, type Summary } from './lib/stats';
 import { instantiate, type SagaTemplate } from './template';
 
@@ -30,12 +37,15 @@ export interface DirectRun {
 
 type ActivityFunction = (...args: unknown[]) => Promise<unknown>;
 
+export type DirectProducts = { kind: 'spread'; catalog: Catalog; seed: number } | { kind: 'same' };
+
 export async function runDirect(
   options: {
     databaseUrl: string;
     poolSize: number;
     slowPaymentMs: number;
     template: SagaTemplate;
+    products: DirectProducts;
     concurrency: number;
     durationMs: number;
   },
@@ -51,10 +61,21 @@ export async function runDirect(
     carrier: createSimulatedCarrier(pool),
   }) as unknown as Record<string, ActivityFunction | undefined>;
 
+  const { products } = options;
+  const recipeSkus = options.template.input.items.map((line) => line.sku);
+  const productsFor: () => ReadonlyMap<string, string> =
+    products.kind === 'same'
+      ? () => new Map()
+      : (() => {
+          const rng = seededRng(products.seed);
+          const skus = catalogSkus(products.catalog);
+          return () => replacementProducts(recipeSkus, skus, rng);
+        })();
+
   const runOne = async (): Promise<void> => {
     const orderId = randomUUID();
     const workflowId = workflowIdFor(orderId);
-    const { input, steps } = instantiate(options.template, orderId);
+    const { input, steps } = instantiate(options.template, orderId, productsFor());
     await withTransaction(pool, (tx) => insertOrderIfAbsent(tx, input)); // what the API writes
     for (const step of steps) {
       const activity = activities[step.activity];

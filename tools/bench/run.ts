@@ -19,7 +19,8 @@
  *      and the per saga counters: write transactions around it, a sample of its histories
  *   7. saturation search with 10 % declined payments
  *   7b. saturation search with every order buying the one hot SKU
- *   8. direct: the same SQL transactions (every step, local or not) without Temporal
+ *   8. direct: the same SQL transactions (every step, local or not) without Temporal, over
+ *      the catalog's products, then buying the same products in every run (hot rows)
  *   9. backlog drain: relay stopped, N events appended, drained by the relay's code
  * Orders other than the hot SKU's spread over the catalog (lib/workload.ts), from a seeded PRNG.
  * Everything it started is stopped at the end, whatever happens (Ctrl-C included).
@@ -52,9 +53,9 @@ import { seededRng } from '../fixtures/seed';
 import { CATALOG, describeWorkload, orderLinesSource } from './lib/workload';
 import { countSagaHistories, transactionIds, writersIncluded, HISTORY_SAMPLE } from './per-saga';
 import { createCpuSampler, type CpuSampler } from './cpu';
-import { runDirect } from './direct';
+import { runDirect, type DirectProducts } from './direct';
 import { measureDrain, pendingEvents } from './drain';
-import { cpuBetween, type CpuSample, type Role } from './lib/procstat';
+import { cpuBetween, cpuPerRunBeyondBackground, type CpuSample, type Role } from './lib/procstat';
 import {
   bestDirectRun,
   chartSeries,
@@ -100,8 +101,8 @@ import { bundleStepRecorder, captureSagaTemplate, type SagaTemplate } from './te
 import { Tracker, followStream } from './tracker';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
-/** How long the background writes (no load) are counted before the half-load step. */
-const BACKGROUND_MS = 3_000;
+/** How long the background (no load: write transactions, CPU) is measured before the half-load step. */
+const BACKGROUND_MS = 5_000;
 /** The drain test's first, small backlog: its rate sizes the measured one. */
 const DRAIN_PROBE_EVENTS = 1_000;
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -359,7 +360,10 @@ async function bench(
   run.signal = phaseSignal;
   say(`  api ${system.apiUrl} · temporal ${system.stack.temporalAddress} · nats ${system.stack.natsUrl}`);
 
-  const nats = (await connect({ servers: splitUrls(system.stack.natsUrl), name: 'order-saga-bench' })) as NatsConnection;
+  const nats = (await connect({
+    servers: splitUrls(system.stack.natsUrl),
+    name: 'order-saga-bench',
+  })) as NatsConnection;
   cleanup.add('nats', () => nats.close());
   await ensureOrdersStream(await jetstreamManager(nats), {
     duplicateWindowMs: config.relay.duplicateWindowMs,
@@ -382,9 +386,17 @@ async function bench(
 
   // The main scenarios spread orders over the catalog; the hot-SKU search buys one product.
   const rng = seededRng(config.seed);
-  const http = createHttpDriver(system.apiUrls ?? system.apiUrl, orderLinesSource('spread', CATALOG, rng), config.apiToken);
+  const http = createHttpDriver(
+    system.apiUrls ?? system.apiUrl,
+    orderLinesSource('spread', CATALOG, rng),
+    config.apiToken,
+  );
   cleanup.add('http agent', () => Promise.resolve(http.close()));
-  const hotHttp = createHttpDriver(system.apiUrls ?? system.apiUrl, orderLinesSource('hot', CATALOG, rng), config.apiToken);
+  const hotHttp = createHttpDriver(
+    system.apiUrls ?? system.apiUrl,
+    orderLinesSource('hot', CATALOG, rng),
+    config.apiToken,
+  );
   cleanup.add('hot http agent', () => Promise.resolve(hotHttp.close()));
 
   // 2. First saga (the worker may still be connecting) and warm-up.
@@ -433,7 +445,7 @@ async function bench(
   const reserve = {
     half: plan.halfLoadMs + plan.graceMs / 2 + 3_000, // + the per saga counters
 
-    direct: plan.direct.concurrency.length * (plan.direct.durationMs + 500),
+    direct: 2 * plan.direct.concurrency.length * (plan.direct.durationMs + 500), // spread, then the same products
     drain: 3_000 + 2 * plan.drainTargetS * 1_000,
     write: 2_000,
   };
@@ -557,29 +569,37 @@ async function bench(
   const hot = await variantSearch('hot SKU', hotHttp, happyPath, 1, 'hot-SKU search');
 
   // 8. Direct.
-  say('direct: the same transactions without Temporal');
-  const direct: BenchResult['direct'] = [];
-  for (const concurrency of plan.direct.concurrency) {
-    const result = await withinBudget(run, `direct at concurrency ${concurrency}`, () =>
-      runDirect(
-        {
-          databaseUrl: system.stack.databaseUrl,
-          poolSize: config.worker.dbPoolSize,
-          slowPaymentMs: config.worker.slowPaymentMs,
-          template,
-          concurrency,
-          durationMs: plan.direct.durationMs,
-        },
-        run.signal,
-      ),
-    );
-    if (result === null) continue;
-    direct.push(result);
-    say(
-      `  direct    ${String(concurrency).padStart(3)} at once  ${formatRate(result.sagasPerS)} sagas/s  ` +
-        `latency p50/p99 ${formatMs(result.latency.p50)}/${formatMs(result.latency.p99)} ms  errors ${result.errors}`,
-    );
-  }
+  // Spread over the catalog like the saga's load (the main figure), then the recipe's own
+  // products in every run (the hot-row case).
+  const directRuns = async (label: string, products: DirectProducts): Promise<BenchResult['direct']> => {
+    say(`direct (${label}): the same transactions without Temporal`);
+    const runs: BenchResult['direct'] = [];
+    for (const concurrency of plan.direct.concurrency) {
+      const result = await withinBudget(run, `direct (${label}) at concurrency ${concurrency}`, () =>
+        runDirect(
+          {
+            databaseUrl: system.stack.databaseUrl,
+            poolSize: config.worker.dbPoolSize,
+            slowPaymentMs: config.worker.slowPaymentMs,
+            template,
+            products,
+            concurrency,
+            durationMs: plan.direct.durationMs,
+          },
+          run.signal,
+        ),
+      );
+      if (result === null) continue;
+      runs.push(result);
+      say(
+        `  direct    ${String(concurrency).padStart(3)} at once  ${formatRate(result.sagasPerS)} sagas/s  ` +
+          `latency p50/p99 ${formatMs(result.latency.p50)}/${formatMs(result.latency.p99)} ms  errors ${result.errors}`,
+      );
+    }
+    return runs;
+  };
+  const direct = await directRuns('spread', { kind: 'spread', catalog: CATALOG, seed: config.seed });
+  const directSameProducts = await directRuns('the same products every run', { kind: 'same' });
 
   // 9. Backlog drain (last: it stops the relay process).
   say(`backlog drain: ${plan.drainEvents} events`);
@@ -637,6 +657,7 @@ async function bench(
     mix,
     hot,
     direct,
+    directSameProducts,
     drain,
   });
 }
@@ -659,9 +680,12 @@ async function measureCounted(
   try {
     await settle(run, label);
     const quietBefore = await ids.relayCaughtUp(config.plan.settleMs, run.signal);
+    // The background, with nothing to do: write transactions and each process's CPU.
+    const idleCpuBefore = await run.cpu.sample();
     const idle = await optional(run, `${label} background write transactions`, () =>
       ids.window(() => delay(BACKGROUND_MS, undefined, { signal: run.signal })),
     );
+    const backgroundCpu = run.cpu.available ? cpuBetween(idleCpuBefore, await run.cpu.sample()) : null;
     const before = await optional(run, `${label} transaction id before`, () => ids.read());
     const beforeAt = performance.now();
     const { record, raw } = await measureStepRun(run, driver, label, step);
@@ -702,6 +726,7 @@ async function measureCounted(
       step: label,
       history: stats && histories ? { sampled: histories.counts.length, counters: stats } : null,
       writeTransactions: writes,
+      backgroundCpu,
     };
     say(
       `  per saga (${completed.length} completed, ${perSaga.history?.sampled ?? 0} of ${HISTORY_SAMPLE} histories): ` +
@@ -731,6 +756,7 @@ function assemble(
     mix: SearchRecord | null;
     hot: SearchRecord | null;
     direct: BenchResult['direct'];
+    directSameProducts: BenchResult['direct'];
     drain: BenchResult['drain'];
   },
 ): BenchResult {
@@ -747,6 +773,11 @@ function assemble(
   const contended = (foreignCpuPctMean ?? 0) > 10 || (parts.loadAverageAtStart[0] ?? 0) > 0.5 * cores;
 
   const cpuMsPerSaga = cpuPerFinished(parts.half);
+  const background = parts.perSaga?.backgroundCpu;
+  const cpuMsPerSagaBeyondBackground =
+    parts.half?.cpuWhole && background
+      ? cpuPerRunBeyondBackground(parts.half.cpuWhole, background, parts.half.finished)
+      : null;
   // The bare step that finished most runs gives the steadiest figure.
   const bareBusiest = (parts.bare?.search?.steps ?? []).reduce<StepRecord | undefined>(
     (best, step) => (best === undefined || step.finished > best.finished ? step : best),
@@ -808,7 +839,8 @@ function assemble(
         'half load',
         'mix search',
         'hot SKU search',
-        'direct',
+        'direct (spread)',
+        'direct (same products)',
         'drain',
       ],
       worker: { ...config.worker },
@@ -844,6 +876,7 @@ function assemble(
     hot: parts.hot,
     bare: parts.bare,
     direct: parts.direct,
+    directSameProducts: parts.directSameProducts,
     drain: parts.drain,
     ratios: {
       sagaOverBare: sagaPerS !== null && barePerS !== null && barePerS > 0 ? sagaPerS / barePerS : null,
@@ -852,6 +885,7 @@ function assemble(
     },
     perSaga: parts.perSaga,
     cpuMsPerSaga,
+    cpuMsPerSagaBeyondBackground,
     cpuMsPerBareRun,
     notes,
   };
@@ -1002,7 +1036,9 @@ async function main(): Promise<number> {
  * to their results as <timestamp>-engines.md.
  */
 async function benchBothEngines(outDir: string): Promise<number> {
-  const args = process.argv.slice(2).filter((arg, index, all) => arg !== '--engine' && all[index - 1] !== '--engine');
+  const args = process.argv
+    .slice(2)
+    .filter((arg, index, all) => arg !== '--engine' && all[index - 1] !== '--engine');
   const files: string[] = [];
   for (const engine of ENGINES) {
     const before = new Set(await readdir(outDir).catch(() => [] as string[]));
@@ -1017,7 +1053,9 @@ async function benchBothEngines(outDir: string): Promise<number> {
     if (written.length !== 1) throw new Error(`the ${engine} run wrote ${written.length} result files`);
     files.push(path.join(outDir, written[0]!));
   }
-  const [dev, cluster] = await Promise.all(files.map(async (file) => parseResult(await readFile(file, 'utf8'))));
+  const [dev, cluster] = await Promise.all(
+    files.map(async (file) => parseResult(await readFile(file, 'utf8'))),
+  );
   const table = compareTable(dev!, cluster!, ['dev engine', 'cluster engine']);
   const file = files[1]!.replace(/\.json$/, '-engines.md');
   await writeFile(file, `# The bench on both engines\n\n${table}\n`);

@@ -91,8 +91,31 @@ export async function captureSagaTemplate(
   };
 }
 
-/** The recipe for another order: every mention of the template's order id replaced. */
-export function instantiate(template: SagaTemplate, orderId: string): Pick<SagaTemplate, 'input' | 'steps'> {
-  const text = JSON.stringify({ input: template.input, steps: template.steps });
-  return JSON.parse(text.replaceAll(template.orderId, orderId)) as Pick<SagaTemplate, 'input' | 'steps'>;
+/**
+ * The recipe for another order: every mention of the template's order id replaced, and
+ * each product in `products` (template sku → sku to buy instead) wherever it is named, all
+ * in one pass (a product that replaces one is never replaced again).
+ */
+export function instantiate(
+  template: SagaTemplate,
+  orderId: string,
+  products: ReadonlyMap<string, string> = new Map(),
+): Pick<SagaTemplate, 'input' | 'steps'> {
+  const text = JSON.stringify({ input: template.input, steps: template.steps }).replaceAll(
+    template.orderId,
+    orderId,
+  );
+  if (products.size === 0) return JSON.parse(text) as Pick<SagaTemplate, 'input' | 'steps'>;
+  // Whole JSON strings only: "BENCH-0001" is not a part of "BENCH-00010".
+  const named = new RegExp(
+    [...products.keys()].map((sku) => escapeRegExp(JSON.stringify(sku))).join('|'),
+    'g',
+  );
+  return JSON.parse(
+    text.replace(named, (quoted) => JSON.stringify(products.get(JSON.parse(quoted) as string))),
+  ) as Pick<SagaTemplate, 'input' | 'steps'>;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

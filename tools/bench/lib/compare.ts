@@ -5,7 +5,7 @@
  */
 import { COUNTER_LABELS, formatCounter, HISTORY_COUNTERS, type HistoryCounter } from './counters';
 import { ROLES } from './procstat';
-import { bestDirectRun, formatMs, formatRate, markdownTable, systemCpuMs } from './report';
+import { directFigures, formatMs, formatRate, markdownTable, systemCpuMs } from './report';
 import type { BenchResult, SearchRecord, StepRecord } from './result';
 
 const MISSING = '—';
@@ -60,13 +60,8 @@ const FIGURES: Array<[string, Figure]> = [
   ['… hot SKU', (r) => sustained(r.hot)],
   ['bare Temporal, same shape', (r) => sustained(r.bare?.search)],
   ['saga ÷ bare Temporal', (r) => nullable(r.ratios.sagaOverBare, (v) => `${v.toFixed(2)}×`)],
-  [
-    'direct (same SQL, no Temporal), sagas/s',
-    (r) => {
-      const best = bestDirectRun(r);
-      return best ? `${formatRate(best.sagasPerS)} (${best.concurrency} at once)` : undefined;
-    },
-  ],
+  ['direct (same SQL, no Temporal), products spread, sagas/s', (r) => directFigures(r).spread],
+  ['direct, the same products every run, sagas/s', (r) => directFigures(r).same],
   ['POST /orders p50 / p99 at 50 %', (r) => latency(r.half, (s) => [s.post.p50, s.post.p99])],
   ['POST-to-COMPLETED p50 / p99, idle', (r) => latency(r.idle, (s) => [s.saga.p50, s.saga.p99])],
   ['POST-to-COMPLETED p50 / p99 at 50 %', (r) => latency(r.half, (s) => [s.saga.p50, s.saga.p99])],
@@ -79,6 +74,14 @@ const FIGURES: Array<[string, Figure]> = [
   ...ROLES.map((role): [string, Figure] => [
     `per saga: CPU ms, ${role}`,
     (r) => nullable(r.cpuMsPerSaga?.[role] ?? null, (v) => v.toFixed(1)),
+  ]),
+  [
+    'per saga: CPU ms beyond the background, all processes',
+    (r) => nullable(systemCpuMs(r.cpuMsPerSagaBeyondBackground ?? null), (v) => v.toFixed(1)),
+  ],
+  ...ROLES.map((role): [string, Figure] => [
+    `per saga: CPU ms beyond the background, ${role}`,
+    (r) => nullable(r.cpuMsPerSagaBeyondBackground?.[role] ?? null, (v) => v.toFixed(1)),
   ]),
   [
     'per saga: Postgres write transactions',

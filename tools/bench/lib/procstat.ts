@@ -177,3 +177,25 @@ export function cpuBetween(before: CpuSample, after: CpuSample): CpuReport {
     foreignPct: Math.max(0, machineBusyPct - oursPct),
   };
 }
+
+/**
+ * Per process, CPU ms per run of a step beyond what the system burns with nothing to do:
+ * the step's CPU less the background rate (CPU ms per second measured while idle) over the
+ * step's wall time, divided by the runs it finished. Without it, a figure taken at a low
+ * rate carries more of the background per run than one taken at a higher rate.
+ */
+export function cpuPerRunBeyondBackground(
+  step: CpuReport,
+  background: CpuReport,
+  runs: number,
+): Partial<Record<Role, number>> | null {
+  if (runs <= 0) return null;
+  const perRun: Partial<Record<Role, number>> = {};
+  for (const role of ROLES) {
+    const used = step.roles[role];
+    if (used === undefined) continue;
+    const idleMsPerS = ((background.roles[role]?.ms ?? 0) / background.wallMs) * 1000;
+    perRun[role] = Math.max(0, used.ms - (idleMsPerS * step.wallMs) / 1000) / runs;
+  }
+  return perRun;
+}

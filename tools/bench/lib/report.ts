@@ -4,7 +4,7 @@
  */
 import { COUNTER_LABELS, formatCounter, HISTORY_COUNTERS, type HistoryCounter } from './counters';
 import { ROLES, type CpuReport } from './procstat';
-import type { BenchResult, SearchRecord, StepRecord } from './result';
+import type { BenchResult, DirectRecord, SearchRecord, StepRecord } from './result';
 import { stepLabel } from './saga-shape';
 import type { Series } from './svg';
 
@@ -59,7 +59,7 @@ function summaryRows(result: BenchResult): string[][] {
   const bareSaturation = result.bare?.search?.sustained ?? null;
   const half = result.half;
   const idle = result.idle;
-  const bestDirect = bestDirectRun(result);
+  const direct = directFigures(result);
   const sagaPerS = saturation?.completedPerS ?? null;
   const rows: string[][] = [
     [
@@ -117,11 +117,12 @@ function summaryRows(result: BenchResult): string[][] {
       '',
     ],
     [
-      'direct (same SQL, no Temporal), sagas/s',
-      bestDirect ? `${formatRate(bestDirect.sagasPerS)} (${bestDirect.concurrency} at once)` : '–',
+      'direct (same SQL, no Temporal, products spread over the catalog), sagas/s',
+      direct.spread ?? '–',
       '',
       '',
     ],
+    ['direct, every run buying the same products (hot rows), sagas/s', direct.same ?? '–', '', ''],
     [
       'saga ÷ bare Temporal (sustained rates)',
       ratio(result.ratios.sagaOverBare),
@@ -187,6 +188,16 @@ export function systemCpuMs(cpu: BenchResult['cpuMsPerSaga']): number | null {
   return SYSTEM_ROLES.reduce((sum, role) => sum + (cpu[role] ?? 0), 0);
 }
 
+/** "131 (api 7 · worker 40 · …)": all processes, then each; – when not measured. */
+function cpuFigure(cpu: BenchResult['cpuMsPerSaga'] | undefined): string {
+  const total = systemCpuMs(cpu ?? null);
+  if (!cpu || total === null) return '–';
+  const each = SYSTEM_ROLES.flatMap((role) =>
+    cpu[role] === undefined ? [] : [`${role} ${Math.round(cpu[role])}`],
+  );
+  return `${Math.round(total)} (${each.join(' · ')})`;
+}
+
 /** "8.0 (offered 8/s)", "none sustained" or "not run". */
 function searchFigure(search: SearchRecord | null | undefined): string {
   if (!search) return 'not run';
@@ -207,14 +218,22 @@ function perSagaRows(result: BenchResult): string[][] {
   const perSaga = result.perSaga;
   const history = perSaga?.history ?? null;
   const writes = perSaga?.writeTransactions ?? null;
-  const cpu = result.cpuMsPerSaga;
-  const cpuTotal = systemCpuMs(cpu);
+  const background = perSaga?.backgroundCpu;
+  const backgroundMsPerS = background
+    ? (SYSTEM_ROLES.reduce((sum, role) => sum + (background.roles[role]?.ms ?? 0), 0) / background.wallMs) *
+      1000
+    : null;
   const rows: string[][] = [
     [
       "per happy saga at 50 %: CPU ms, all processes (the bench's own not included)",
-      cpu && cpuTotal !== null
-        ? `${Math.round(cpuTotal)} (${SYSTEM_ROLES.flatMap((role) => (cpu[role] === undefined ? [] : [`${role} ${Math.round(cpu[role])}`])).join(' · ')})`
-        : '–',
+      cpuFigure(result.cpuMsPerSaga),
+      '',
+      '',
+    ],
+    [
+      'per happy saga at 50 %: CPU ms beyond the background' +
+        (backgroundMsPerS === null ? '' : ` (idle, the processes burn ${Math.round(backgroundMsPerS)} ms/s)`),
+      cpuFigure(result.cpuMsPerSagaBeyondBackground),
       '',
       '',
     ],
@@ -248,10 +267,38 @@ function nullable<T>(value: T | null, test: (value: T) => boolean): boolean | nu
 export function bestDirectRun(
   result: Pick<BenchResult, 'direct'>,
 ): BenchResult['direct'][number] | undefined {
-  return result.direct.reduce<BenchResult['direct'][number] | undefined>(
+  return bestOf(result.direct);
+}
+
+function bestOf(runs: readonly DirectRecord[]): DirectRecord | undefined {
+  return runs.reduce<DirectRecord | undefined>(
     (best, run) => (best === undefined || run.sagasPerS > best.sagasPerS ? run : best),
     undefined,
   );
+}
+
+/**
+ * A result's direct runs by the products they bought: results written before the direct
+ * baseline spread (no `directSameProducts`) ran the recipe's own products in every run.
+ */
+export function directRunsByProducts(result: Pick<BenchResult, 'direct' | 'directSameProducts'>): {
+  spread: DirectRecord[] | undefined;
+  same: DirectRecord[];
+} {
+  return result.directSameProducts === undefined
+    ? { spread: undefined, same: result.direct }
+    : { spread: result.direct, same: result.directSameProducts };
+}
+
+/** The best run of each kind, as the report's and the comparison's one-line figures. */
+export function directFigures(result: Pick<BenchResult, 'direct' | 'directSameProducts'>): {
+  spread: string | undefined;
+  same: string | undefined;
+} {
+  const { spread, same } = directRunsByProducts(result);
+  const figure = (run: DirectRecord | undefined): string | undefined =>
+    run ? `${formatRate(run.sagasPerS)} (${run.concurrency} at once)` : undefined;
+  return { spread: figure(bestOf(spread ?? [])), same: figure(bestOf(same)) };
 }
 
 export function markdownTable(header: string[], rows: string[][]): string {
@@ -396,14 +443,19 @@ export function renderMarkdown(result: BenchResult): string {
   if (counted) sections.push('', '## Per happy saga counters', '', counted);
   const cpu = cpuTable(result);
   if (cpu) sections.push('', '## CPU per process', '', cpu);
-  if (result.direct.length > 0) {
+  const directRuns = directRunsByProducts(result);
+  for (const [title, runs] of [
+    ['products spread over the catalog', directRuns.spread ?? []],
+    ["every run buying the recipe's own products (hot rows)", directRuns.same],
+  ] as const) {
+    if (runs.length === 0) continue;
     sections.push(
       '',
-      '## Direct baseline (the same transactions, no Temporal)',
+      `## Direct baseline (the same transactions, no Temporal), ${title}`,
       '',
       markdownTable(
         ['concurrency', 'sagas/s', 'latency p50 / p99 ms', 'errors'],
-        result.direct.map((run) => [
+        runs.map((run) => [
           String(run.concurrency),
           formatRate(run.sagasPerS),
           `${formatMs(run.latency.p50)} / ${formatMs(run.latency.p99)}`,

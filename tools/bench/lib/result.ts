@@ -85,6 +85,8 @@ export interface PerSagaRecord {
   } | null;
   /** From Postgres's transaction ids around the step (null: not measured). */
   writeTransactions: WriteTransactions | null;
+  /** CPU of every process with nothing to do, just before the step (absent before 2026-12-06). */
+  backgroundCpu?: CpuReport | null;
 }
 
 export interface BenchResult {
@@ -151,13 +153,22 @@ export interface BenchResult {
     variants: ShapeVariantRecord[];
     search: SearchRecord | null;
   } | null;
+  /** Direct runs over the catalog's products (before 2026-12-06: the recipe's own, every run). */
   direct: DirectRecord[];
+  /** Direct runs buying the recipe's own products every run (hot rows); absent before 2026-12-06. */
+  directSameProducts?: DirectRecord[];
   drain: DrainRecord | null;
   ratios: { sagaOverBare: number | null; sagaOverDirect: number | null };
   /** Per happy saga counters, from the half-load step (schema 3). */
   perSaga: PerSagaRecord | null;
   /** CPU ms one saga costs each process at half load. */
   cpuMsPerSaga: Partial<Record<Role, number>> | null;
+  /**
+   * The same less the background (what the processes burn idle, measured just before the
+   * step): what one more saga costs, whatever the rate it was measured at. Absent before
+   * 2026-12-06.
+   */
+  cpuMsPerSagaBeyondBackground?: Partial<Record<Role, number>> | null;
   /** The same for one bare Temporal run (its busiest step). */
   cpuMsPerBareRun: Partial<Record<Role, number>> | null;
   /** What the run could not do, and anything a reader must know to trust the numbers. */

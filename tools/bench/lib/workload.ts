@@ -61,6 +61,30 @@ export function orderLinesSource(scenario: Scenario, catalog: Catalog, rng: Rng)
   return () => spreadLines(rng, skus, catalog);
 }
 
+/**
+ * Other products for a recipe's lines (the direct baseline's spread scenario): each of
+ * `skus` gets a distinct product of `catalog`, drawn from `rng`, so every line still names
+ * a different product and quantities and prices stay the recipe's.
+ */
+export function replacementProducts(
+  skus: readonly string[],
+  catalog: readonly string[],
+  rng: Rng,
+): Map<string, string> {
+  if (new Set(skus).size > catalog.length) {
+    throw new Error(`${skus.length} products to replace from a catalog of ${catalog.length}`);
+  }
+  const chosen = new Set<string>();
+  const products = new Map<string, string>();
+  for (const sku of skus) {
+    let next = rng.pick(catalog);
+    while (chosen.has(next)) next = rng.pick(catalog);
+    chosen.add(next);
+    products.set(sku, next);
+  }
+  return products;
+}
+
 export function describeWorkload(catalog: Catalog, seed: number): string {
   return (
     `orders spread over ${catalog.products.toLocaleString('en-US')} products, each ${catalog.linesPerOrder.min}–${catalog.linesPerOrder.max} ` +
