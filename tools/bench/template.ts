@@ -39,6 +39,9 @@ export interface SagaTemplate {
   eventKinds: Record<string, number>;
 }
 
+/** How long the recipe's saga may take to close after its end was seen on the stream. */
+const CLOSE_WAIT_MS = 30_000;
+
 /** The saga's workflow code with the step recorder: the bundle captureSagaTemplate replays. */
 export function bundleStepRecorder(): Promise<string> {
   return bundleWorkflows(require.resolve('../../workflows'), [require.resolve('./step-recorder')]);
@@ -50,9 +53,13 @@ export async function captureSagaTemplate(
   workflowId: string,
   recorderBundle: string,
 ): Promise<SagaTemplate> {
+  // The saga's end is seen on the stream (completeOrder's commit), which can come before the
+  // workflow task that records completeOrder's marker and closes the run: wait for the close.
+  const handle = client.workflow.getHandle(workflowId);
+  await client.connection.withDeadline(Date.now() + CLOSE_WAIT_MS, () => handle.result());
   // Decoded here (the payloads are encrypted): the history's facts are read from its payloads.
   const history = await decodeHistory(
-    await client.workflow.getHandle(workflowId).fetchHistory(),
+    await handle.fetchHistory(),
     client.options.loadedDataConverter.payloadCodecs,
   );
   const facts = readHistory(history);
