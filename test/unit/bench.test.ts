@@ -887,13 +887,13 @@ describe('bench workload', () => {
   });
 
   it('when a recipe is instantiated with other products, then the order id and each product change wherever they are named, and nothing else', () => {
-    const template = {
-      orderId: 'order-1',
+    // A recipe naming its order and its two products in the input and in a step's arguments.
+    const recipe = (orderId: string, [first, second]: [string, string]) => ({
       input: {
-        orderId: 'order-1',
+        orderId,
         items: [
-          { sku: 'BENCH-0001', quantity: 2, unitPriceCents: 1000 },
-          { sku: 'BENCH-0010', quantity: 1, unitPriceCents: 1000 },
+          { sku: first, quantity: 2, unitPriceCents: 1000 },
+          { sku: second, quantity: 1, unitPriceCents: 1000 },
         ],
         totalCents: 3000,
       },
@@ -902,44 +902,21 @@ describe('bench workload', () => {
           activity: 'admitOrder',
           local: true,
           taskQueue: null,
-          args: [
-            {
-              key: 'order-1:admit',
-              lines: [{ sku: 'BENCH-0001' }, { sku: 'BENCH-0010' }],
-              note: 'BENCH-00100',
-            },
-          ],
+          args: [{ key: `${orderId}:admit`, lines: [{ sku: first }, { sku: second }], note: 'BENCH-00100' }],
         },
       ],
+    });
+    const template = {
+      orderId: 'order-1',
+      ...recipe('order-1', ['BENCH-0001', 'BENCH-0010']),
     } as unknown as SagaTemplate;
     const products = new Map([
       ['BENCH-0001', 'BENCH-0500'],
       ['BENCH-0010', 'BENCH-0077'],
     ]);
-    expect(instantiate(template, 'order-2', products)).toEqual({
-      input: {
-        orderId: 'order-2',
-        items: [
-          { sku: 'BENCH-0500', quantity: 2, unitPriceCents: 1000 },
-          { sku: 'BENCH-0077', quantity: 1, unitPriceCents: 1000 },
-        ],
-        totalCents: 3000,
-      },
-      steps: [
-        {
-          activity: 'admitOrder',
-          local: true,
-          taskQueue: null,
-          args: [
-            {
-              key: 'order-2:admit',
-              lines: [{ sku: 'BENCH-0500' }, { sku: 'BENCH-0077' }],
-              note: 'BENCH-00100',
-            },
-          ],
-        },
-      ],
-    });
+    expect(instantiate(template, 'order-2', products)).toEqual(
+      recipe('order-2', ['BENCH-0500', 'BENCH-0077']),
+    );
     // In one pass: a product that replaces another is not replaced in turn.
     const chained = new Map([
       ['BENCH-0001', 'BENCH-0010'],

@@ -443,7 +443,7 @@ async function bench(
   // Fixed phases still to come, reserved out of the budget for the searches.
   // What they typically take; the budget check before each of them is the hard limit.
   const reserve = {
-    half: plan.halfLoadMs + plan.graceMs / 2 + 3_000, // + the per saga counters
+    half: plan.halfLoadMs + plan.graceMs / 2 + BACKGROUND_MS, // + the background before it
 
     direct: 2 * plan.direct.concurrency.length * (plan.direct.durationMs + 500), // spread, then the same products
     drain: 3_000 + 2 * plan.drainTargetS * 1_000,
