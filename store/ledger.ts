@@ -28,27 +28,20 @@ export async function runOnce<T>(
   entry: LedgerEntry,
   work: (tx: PoolClient) => Promise<T>,
 ): Promise<T> {
-  return withTransaction(pool, (tx) => runOnceIn(tx, entry, work));
-}
-
-/** runOnce inside the caller's transaction. */
-export async function runOnceIn<T>(
-  tx: PoolClient,
-  entry: LedgerEntry,
-  work: (tx: PoolClient) => Promise<T>,
-): Promise<T> {
-  const claim = await claimKey<T>(tx, entry);
-  if (!claim.claimed) return claim.result;
-  const result = await work(tx);
-  await recordResults(tx, [{ idempotencyKey: entry.idempotencyKey, result }]);
-  return result;
+  return withTransaction(pool, async (tx) => {
+    const claim = await claimKey<T>(tx, entry);
+    if (!claim.claimed) return claim.result;
+    const result = await work(tx);
+    await recordResults(tx, [{ idempotencyKey: entry.idempotencyKey, result }]);
+    return result;
+  });
 }
 
 /**
- * The first half of runOnceIn, for several steps in one transaction (activities/step-runner.ts
- * runSteps): claims the key, or, when it was claimed before, waits for that claim to commit
- * and returns its result. Every key claimed must get its result from recordResults before
- * the transaction commits.
+ * runOnce's first half, for steps committed in the caller's transaction
+ * (activities/step-runner.ts commitSteps): claims the key, or, when it was claimed before,
+ * waits for that claim to commit and returns its result. Every key claimed must get its
+ * result from recordResults before the transaction commits.
  */
 export async function claimKey<T>(
   tx: PoolClient,

@@ -6,7 +6,7 @@ import {
   parseCpuTotals,
   parseProcStat,
   ticksByRole,
-  cpuPerRunBeyondBackground,
+  cpuPerRun,
   type CpuReport,
   type CpuSample,
   type ProcStat,
@@ -348,12 +348,12 @@ describe('CPU from /proc', () => {
       worker: { ms: 700, pctOfCore: 7 },
       relay: { ms: 800, pctOfCore: 8 },
     });
-    expect(cpuPerRunBeyondBackground(step, background, 70)).toEqual({
+    expect(cpuPerRun(step, 70, background)).toEqual({
       temporal: (1_000 - 300) / 70,
       worker: 10, // no idle figure: all of it
       relay: 0, // less than its idle rate: clamped
     });
-    expect(cpuPerRunBeyondBackground(step, background, 0)).toBeNull();
+    expect(cpuPerRun(step, 0, background)).toBeNull();
   });
 
   it("when a stat line's command name holds spaces and parentheses, then it is parsed", () => {

@@ -55,7 +55,7 @@ import { countSagaHistories, transactionIds, writersIncluded, HISTORY_SAMPLE } f
 import { createCpuSampler, type CpuSampler } from './cpu';
 import { runDirect, type DirectProducts } from './direct';
 import { measureDrain, pendingEvents } from './drain';
-import { cpuBetween, cpuPerRunBeyondBackground, type CpuSample, type Role } from './lib/procstat';
+import { cpuBetween, cpuPerRun, type CpuReport, type CpuSample, type Role } from './lib/procstat';
 import {
   bestDirectRun,
   chartSeries,
@@ -774,10 +774,7 @@ function assemble(
 
   const cpuMsPerSaga = cpuPerFinished(parts.half);
   const background = parts.perSaga?.backgroundCpu;
-  const cpuMsPerSagaBeyondBackground =
-    parts.half?.cpuWhole && background
-      ? cpuPerRunBeyondBackground(parts.half.cpuWhole, background, parts.half.finished)
-      : null;
+  const cpuMsPerSagaBeyondBackground = background ? cpuPerFinished(parts.half, background) : null;
   // The bare step that finished most runs gives the steadiest figure.
   const bareBusiest = (parts.bare?.search?.steps ?? []).reduce<StepRecord | undefined>(
     (best, step) => (best === undefined || step.finished > best.finished ? step : best),
@@ -897,11 +894,12 @@ function meanForeign(steps: readonly StepRecord[] | undefined): number | null {
   return values.length > 0 ? values.reduce((sum, value) => sum + value, 0) / values.length : null;
 }
 
-/** Per process, a step's CPU (start to last saga finished) ÷ the sagas it finished. */
-function cpuPerFinished(step: StepRecord | null | undefined): Partial<Record<Role, number>> | null {
-  const cpu = step?.cpuWhole;
-  if (!step || !cpu || step.finished === 0) return null;
-  return Object.fromEntries(Object.entries(cpu.roles).map(([role, used]) => [role, used.ms / step.finished]));
+/** Per process, a step's CPU (start to last saga finished) ÷ the sagas it finished, less the background if given. */
+function cpuPerFinished(
+  step: StepRecord | null | undefined,
+  background?: CpuReport,
+): Partial<Record<Role, number>> | null {
+  return step?.cpuWhole ? cpuPerRun(step.cpuWhole, step.finished, background) : null;
 }
 
 // ---------------------------------------------------------------------------------------

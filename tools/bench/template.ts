@@ -100,8 +100,9 @@ export async function captureSagaTemplate(
 
 /**
  * The recipe for another order: every mention of the template's order id replaced, and
- * each product in `products` (template sku → sku to buy instead) wherever it is named, all
- * in one pass (a product that replaces one is never replaced again).
+ * every string value naming a product in `products` (template sku → sku to buy instead)
+ * replaced by its new product, each value once (a product that replaces one is never
+ * replaced again; "BENCH-0001" is not a part of "BENCH-00010").
  */
 export function instantiate(
   template: SagaTemplate,
@@ -112,17 +113,7 @@ export function instantiate(
     template.orderId,
     orderId,
   );
-  if (products.size === 0) return JSON.parse(text) as Pick<SagaTemplate, 'input' | 'steps'>;
-  // Whole JSON strings only: "BENCH-0001" is not a part of "BENCH-00010".
-  const named = new RegExp(
-    [...products.keys()].map((sku) => escapeRegExp(JSON.stringify(sku))).join('|'),
-    'g',
-  );
-  return JSON.parse(
-    text.replace(named, (quoted) => JSON.stringify(products.get(JSON.parse(quoted) as string))),
+  return JSON.parse(text, (_key, value: unknown) =>
+    typeof value === 'string' ? (products.get(value) ?? value) : value,
   ) as Pick<SagaTemplate, 'input' | 'steps'>;
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

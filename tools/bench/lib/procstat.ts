@@ -179,22 +179,22 @@ export function cpuBetween(before: CpuSample, after: CpuSample): CpuReport {
 }
 
 /**
- * Per process, CPU ms per run of a step beyond what the system burns with nothing to do:
- * the step's CPU less the background rate (CPU ms per second measured while idle) over the
- * step's wall time, divided by the runs it finished. Without it, a figure taken at a low
- * rate carries more of the background per run than one taken at a higher rate.
+ * Per process, CPU ms per run of a step: its CPU ÷ the runs it finished (null: none). Given
+ * a `background` (CPU measured while idle), what each process burns with nothing to do is
+ * taken out first, at its idle rate over the step's wall time: without that, a figure taken
+ * at a low rate carries more of the background per run than one taken at a higher rate.
  */
-export function cpuPerRunBeyondBackground(
+export function cpuPerRun(
   step: CpuReport,
-  background: CpuReport,
   runs: number,
+  background?: CpuReport,
 ): Partial<Record<Role, number>> | null {
   if (runs <= 0) return null;
   const perRun: Partial<Record<Role, number>> = {};
   for (const role of ROLES) {
     const used = step.roles[role];
     if (used === undefined) continue;
-    const idleMsPerS = ((background.roles[role]?.ms ?? 0) / background.wallMs) * 1000;
+    const idleMsPerS = background ? ((background.roles[role]?.ms ?? 0) / background.wallMs) * 1000 : 0;
     perRun[role] = Math.max(0, used.ms - (idleMsPerS * step.wallMs) / 1000) / runs;
   }
   return perRun;
